@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+
+class User(AbstractUser):
+    merchant = models.ForeignKey(
+        "accounts.Merchant", null=True, blank=True, on_delete=models.PROTECT, related_name="users"
+    )
+
+
+class Merchant(models.Model):
+    class Kind(models.TextChoices):
+        INDIVIDUAL = "individual", "个人"
+        BUSINESS = "business", "企业"
+
+    class Category(models.TextChoices):
+        GAME_CARDS = "game_cards", "游戏点卡"
+        PHONE_TOPUP = "phone_topup", "话费充值"
+        ECOMMERCE_CARDS = "ecommerce_cards", "电商卡券"
+        MEMBERSHIP = "membership", "会员卡密"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "正常"
+        FROZEN = "frozen", "冻结"
+
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.INDIVIDUAL)
+    category = models.CharField(max_length=20, choices=Category.choices, default=Category.GAME_CARDS)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    external_ref = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    # Sale income stays pending this many days (refund/complaint window) before it becomes available.
+    # None: the category default (settlement_freeze_days_for).
+    settlement_freeze_days = models.PositiveSmallIntegerField(null=True, blank=True)
+    reserve_required = models.BigIntegerField(default=0, help_text="保证金 in fen, kept out of available")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    def __str__(self) -> str:
+        return f"{self.name} (#{self.pk})"
+
+
+class KycRecord(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "待审核"
+        VERIFIED = "verified", "已认证"
+        REJECTED = "rejected", "未通过"
+
+    merchant = models.OneToOneField(Merchant, on_delete=models.PROTECT, related_name="kyc")
+    real_name = models.CharField(max_length=100)
+    id_number = models.CharField(max_length=18)
+    phone = models.CharField(max_length=20)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    level = models.PositiveSmallIntegerField(default=0, help_text="0 none, 1 real name, 2 four elements")
+    verified_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    def __str__(self) -> str:
+        return f"KYC {self.real_name} ({self.get_status_display()})"
+
+
+class PayoutAccount(models.Model):
+    class Kind(models.TextChoices):
+        BANK_CARD = "bank_card", "银行卡"
+        ALIPAY = "alipay", "支付宝"
+        WECHAT = "wechat", "微信"
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "可用"
+        DISABLED = "disabled", "已停用"
+
+    merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="payout_accounts")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.BANK_CARD)
+    account_number = models.CharField(max_length=64)
+    holder_name = models.CharField(max_length=100)
+    bank_code = models.CharField(max_length=20, blank=True, default="")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    is_default = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["merchant", "kind", "account_number"], name="uniq_payout_account_per_merchant"
+            )
+        ]
+
+    @property
+    def masked_number(self) -> str:
+        n = self.account_number
+        return f"{n[:4]} **** {n[-4:]}" if len(n) > 8 else n
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.masked_number} ({self.holder_name})"
+
+
+class ApiKey(models.Model):
+    """Partner API credential. Only a SHA-256 of the secret is stored; the prefix finds the row."""
+
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="api_keys")
+    prefix = models.CharField(max_length=16, unique=True)
+    key_hash = models.CharField(max_length=64)
+    label = models.CharField(max_length=100, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    @staticmethod
+    def hash_secret(raw: str) -> str:
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+    @staticmethod
+    def generate() -> tuple[str, str]:
+        prefix = secrets.token_hex(4)
+        return prefix, f"sk_{prefix}_{secrets.token_urlsafe(24)}"
+
+    def __str__(self) -> str:
+        return f"sk_{self.prefix}_… ({self.merchant_id})"
+
+
+class Notification(models.Model):
+    """A message to a merchant at a key moment (paid, failed, needs verification, ...). Shown in the inbox;
+    an SMS/e-mail transport may deliver it too."""
+
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=40)
+    title = models.CharField(max_length=120)
+    body = models.TextField(blank=True, default="")
+    link = models.CharField(max_length=200, blank=True, default="")
+    read_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.title

@@ -1,0 +1,42 @@
+"""Migration operations that make a table append-only at the database level (UPDATE and DELETE refused)."""
+
+from __future__ import annotations
+
+from django.db import migrations
+
+
+def append_only(table: str) -> migrations.RunPython:
+    def forwards(apps, schema_editor):  # type: ignore[no-untyped-def]
+        vendor = schema_editor.connection.vendor
+        if vendor == "postgresql":
+            schema_editor.execute(
+                f"""
+                CREATE OR REPLACE FUNCTION {table}_append_only() RETURNS trigger AS $$
+                BEGIN
+                    RAISE EXCEPTION '{table} is append-only: % refused', TG_OP USING ERRCODE = 'restrict_violation';
+                END $$ LANGUAGE plpgsql;
+                """,
+                params=None,
+            )
+            schema_editor.execute(
+                f"CREATE TRIGGER {table}_no_update_delete BEFORE UPDATE OR DELETE ON {table} "
+                f"FOR EACH ROW EXECUTE FUNCTION {table}_append_only();",
+                params=None,
+            )
+        elif vendor == "sqlite":
+            for op in ("UPDATE", "DELETE"):
+                schema_editor.execute(
+                    f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {op} refused'); END;"
+                )
+
+    def backwards(apps, schema_editor):  # type: ignore[no-untyped-def]
+        vendor = schema_editor.connection.vendor
+        if vendor == "postgresql":
+            schema_editor.execute(f"DROP TRIGGER IF EXISTS {table}_no_update_delete ON {table};")
+            schema_editor.execute(f"DROP FUNCTION IF EXISTS {table}_append_only();")
+        elif vendor == "sqlite":
+            for op in ("update", "delete"):
+                schema_editor.execute(f"DROP TRIGGER IF EXISTS {table}_no_{op};")
+
+    return migrations.RunPython(forwards, backwards)

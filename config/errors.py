@@ -1,0 +1,105 @@
+"""One vocabulary of error codes for the API, the pages and the notifications.
+
+Each code has a zh-Hans and an English message and an HTTP status. Services raise ``DomainError(code, ...)``;
+the API renders ``{"error": {"code", "message", "details"}}``; pages show ``message``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.utils import translation
+
+
+@dataclass(frozen=True)
+class ErrorSpec:
+    status: int
+    zh: str
+    en: str
+
+
+CATALOGUE: dict[str, ErrorSpec] = {
+    # request shape
+    "invalid_request": ErrorSpec(400, "请求参数有误", "The request is invalid"),
+    "invalid_amount": ErrorSpec(400, "金额必须是大于 0 的整数（单位：分）", "Amount must be a positive integer in fen"),
+    "unknown_fields": ErrorSpec(400, "请求包含未知字段", "The request contains unknown fields"),
+    "idempotency_key_required": ErrorSpec(400, "缺少 Idempotency-Key 请求头", "The Idempotency-Key header is required"),
+    "idempotency_key_reused": ErrorSpec(
+        409, "该幂等键已用于另一笔不同的请求", "This idempotency key was already used for a different request"
+    ),
+    "not_found": ErrorSpec(404, "记录不存在", "Not found"),
+    "authentication_failed": ErrorSpec(401, "API 密钥无效或已停用", "The API key is invalid or revoked"),
+    "permission_denied": ErrorSpec(403, "无权执行此操作", "You are not allowed to do this"),
+    "rate_limited": ErrorSpec(429, "请求过于频繁，请稍后再试", "Too many requests, try again later"),
+    # money and limits
+    "insufficient_funds": ErrorSpec(422, "可提现余额不足", "The available balance is not enough"),
+    "amount_below_minimum": ErrorSpec(422, "提现金额低于最低提现金额", "The amount is below the minimum withdrawal"),
+    "amount_not_above_fee": ErrorSpec(422, "提现金额不足以支付手续费", "The amount does not cover the fee"),
+    "limit_exceeded": ErrorSpec(422, "超出提现限额", "A withdrawal limit would be exceeded"),
+    "quote_expired": ErrorSpec(
+        409, "手续费已变化，请确认新的报价后再提交", "The fee changed; confirm the new quote and submit again"
+    ),
+    # identity and accounts
+    "kyc_required": ErrorSpec(422, "请先完成实名认证", "Complete real-name verification first"),
+    "card_name_mismatch": ErrorSpec(
+        422, "收款账户户名与实名认证姓名不一致", "The payout account holder name does not match the verified name"
+    ),
+    "payout_account_invalid": ErrorSpec(422, "收款账户不可用", "The payout account cannot receive money"),
+    "invalid_card_number": ErrorSpec(400, "银行卡号无效（校验位错误）", "The card number is not valid (check digit)"),
+    "invalid_id_number": ErrorSpec(400, "身份证号码无效", "The resident ID number is not valid"),
+    "merchant_frozen": ErrorSpec(422, "商户账户已冻结，暂不能提现", "The merchant account is frozen"),
+    # withdrawal lifecycle
+    "invalid_state": ErrorSpec(409, "当前状态不允许此操作", "The withdrawal is not in a state that allows this"),
+    "risk_blocked": ErrorSpec(422, "该笔提现未通过风控审核", "The withdrawal was declined by risk control"),
+    "same_approver": ErrorSpec(409, "大额提现需要另一位审核员复核", "A different reviewer must give the second approval"),
+    "verification_failed": ErrorSpec(422, "验证码错误或已过期", "The verification code is wrong or expired"),
+    "verification_locked": ErrorSpec(
+        422, "验证失败次数过多，请联系客服", "Too many failed verification attempts; contact support"
+    ),
+    "no_channel_available": ErrorSpec(
+        503, "暂无可用的出款通道，系统将自动重试", "No payout channel is available now; we will retry"
+    ),
+    "channel_maintenance": ErrorSpec(503, "出款通道维护中，系统将自动重试", "The payout channel is under maintenance"),
+    # payout failure reasons (shown to merchants in plain words)
+    "invalid_account": ErrorSpec(422, "收款账户不存在或卡号有误，请核对后重试", "The payee account does not exist"),
+    "account_frozen": ErrorSpec(
+        422, "收款账户已被冻结或挂失，请更换收款账户", "The payee account is frozen; use another account"
+    ),
+    "name_mismatch": ErrorSpec(
+        422, "收款账户户名与开户名不符，请核对户名", "The holder name does not match the bank's records"
+    ),
+    "bank_returned": ErrorSpec(422, "银行退票，款项已退回余额", "The bank returned the payment; money is back"),
+    "payee_unclaimed": ErrorSpec(422, "收款人未在 24 小时内确认收款", "The payee did not confirm within 24 hours"),
+    "channel_timeout": ErrorSpec(503, "通道响应超时，正在确认结果", "The channel timed out; confirming the result"),
+    "channel_error": ErrorSpec(503, "通道暂时异常，系统将自动重试", "The channel had a temporary problem"),
+}
+
+
+def error_message(code: str, *, language: str | None = None) -> str:
+    spec = CATALOGUE.get(code)
+    if spec is None:
+        return code
+    lang = language or translation.get_language() or "zh-hans"
+    return spec.en if lang.startswith("en") else spec.zh
+
+
+class DomainError(Exception):
+    def __init__(self, code: str, message: str | None = None, *, details: dict[str, Any] | None = None) -> None:
+        if code not in CATALOGUE:
+            raise ValueError(f"unknown error code {code!r}; add it to config.errors.CATALOGUE")
+        self.code = code
+        self.details = details or {}
+        self._message = message
+        super().__init__(message or code)
+
+    @property
+    def message(self) -> str:
+        return self._message or error_message(self.code)
+
+    @property
+    def status(self) -> int:
+        return CATALOGUE[self.code].status
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "details": self.details}

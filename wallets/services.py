@@ -1,0 +1,257 @@
+"""Writes to the ledger. Every function runs inside the caller's transaction (or opens one) and locks the
+ledger accounts it changes in id order, so concurrent writers never deadlock and never overdraw."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from config.errors import DomainError
+
+from .models import LedgerAccount, Transfer
+
+Kind = LedgerAccount.Kind
+
+# Refund/complaint window by merchant category (days) when the merchant has no override. E-commerce card
+# codes are T+1 because buyers may dispute a code that was already redeemed.
+CATEGORY_FREEZE_DAYS = {"ecommerce_cards": 1}
+
+
+@dataclass(frozen=True)
+class Leg:
+    account: LedgerAccount
+    amount: int  # debit positive, credit negative
+
+
+def ledger_account_get(
+    *, kind: str, merchant_id: int | None = None, scope: str = "", currency: str | None = None
+) -> LedgerAccount:
+    currency = currency or settings.PLATFORM_CURRENCY
+    if merchant_id is not None:
+        scope = f"m{merchant_id}"
+    lookup = {"kind": kind, "merchant_id": merchant_id, "scope": scope or "platform", "currency": currency}
+    account = LedgerAccount.objects.filter(**lookup).first()
+    if account is not None:
+        return account
+    try:
+        with transaction.atomic():
+            return LedgerAccount.objects.create(**lookup)
+    except IntegrityError:
+        return LedgerAccount.objects.get(**lookup)
+
+
+def wallet_open(*, merchant_id: int, currency: str | None = None) -> None:
+    for kind in LedgerAccount.MERCHANT_KINDS:
+        ledger_account_get(kind=kind, merchant_id=merchant_id, currency=currency)
+
+
+def _merchant_account(merchant_id: int, kind: str) -> LedgerAccount:
+    return ledger_account_get(kind=kind, merchant_id=merchant_id)
+
+
+def ledger_transfer_post(
+    *,
+    kind: str,
+    reference: str,
+    legs: Sequence[Leg],
+    description: str = "",
+    reverses: Transfer | None = None,
+    available_at: datetime | None = None,
+) -> Transfer:
+    """Post one balanced transfer. Idempotent by ``reference``: posting it again returns the first one."""
+    if not legs:
+        raise ValueError("a transfer needs legs")
+    totals: dict[str, int] = defaultdict(int)
+    for leg in legs:
+        if leg.amount == 0:
+            raise ValueError("a leg of zero moves nothing")
+        if not isinstance(leg.amount, int):
+            raise TypeError("amounts are integers in fen")
+        totals[leg.account.currency] += leg.amount
+    if any(totals.values()):
+        raise ValueError(f"transfer {reference} does not balance: {dict(totals)}")
+
+    with transaction.atomic():
+        existing = Transfer.objects.filter(reference=reference).first()
+        if existing is not None:
+            return existing
+        ids = sorted({leg.account.pk for leg in legs})
+        locked = {a.pk: a for a in LedgerAccount.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
+        delta: dict[int, int] = defaultdict(int)
+        for leg in legs:
+            delta[leg.account.pk] += leg.amount
+        for account_id, amount in delta.items():
+            account = locked[account_id]
+            new_balance = account.balance + account.normal_side * amount
+            if account.kind in LedgerAccount.MERCHANT_KINDS and new_balance < 0:
+                raise DomainError(
+                    "insufficient_funds",
+                    details={"account": account.kind, "balance": account.balance, "needed": -account.normal_side * amount},
+                )
+            account.balance = new_balance
+        transfer = Transfer.objects.create(
+            kind=kind, reference=reference, description=description, reverses=reverses, available_at=available_at
+        )
+        from .models import Entry  # local: keeps the module's public surface small
+
+        Entry.objects.bulk_create(
+            Entry(transfer=transfer, account=locked[leg.account.pk], amount=leg.amount, currency=leg.account.currency)
+            for leg in legs
+        )
+        now = timezone.now()
+        for account in locked.values():
+            account.updated_at = now
+        LedgerAccount.objects.bulk_update(locked.values(), ["balance", "updated_at"])
+    return transfer
+
+
+def freeze_days_for(*, category: str, override: int | None) -> int:
+    if override is not None:
+        return override
+    return CATEGORY_FREEZE_DAYS.get(category, 0)
+
+
+def sale_credit(
+    *,
+    merchant_id: int,
+    order_ref: str,
+    amount: int,
+    freeze_days: int = 0,
+    reserve_required: int = 0,
+    now: datetime | None = None,
+) -> Transfer:
+    """A sale settlement: custody receives the money, the merchant's pending balance owes it.
+
+    With no freeze window the money is released to available at once (in the same transaction)."""
+    if not isinstance(amount, int) or amount <= 0:
+        raise DomainError("invalid_amount", details={"amount": amount})
+    now = now or timezone.now()
+    with transaction.atomic():
+        transfer = ledger_transfer_post(
+            kind=Transfer.Kind.SALE_SETTLEMENT,
+            reference=f"sale:{merchant_id}:{order_ref}",
+            description=f"sale {order_ref}",
+            available_at=now + timedelta(days=freeze_days),
+            legs=[
+                Leg(ledger_account_get(kind=Kind.CUSTODY), amount),
+                Leg(_merchant_account(merchant_id, Kind.MERCHANT_PENDING), -amount),
+            ],
+        )
+        if freeze_days == 0:
+            pending_release(transfer_id=transfer.pk, merchant_id=merchant_id, reserve_required=reserve_required)
+    return transfer
+
+
+def pending_release(*, transfer_id: int, merchant_id: int, reserve_required: int = 0) -> Transfer | None:
+    """Move one sale settlement from pending to available, first topping up the merchant's reserve (保证金)."""
+    with transaction.atomic():
+        sale = Transfer.objects.select_for_update().get(pk=transfer_id)
+        if sale.released:
+            return None
+        amount = -sum(e.amount for e in sale.entries.all() if e.account.kind == Kind.MERCHANT_PENDING)
+        pending = _merchant_account(merchant_id, Kind.MERCHANT_PENDING)
+        available = _merchant_account(merchant_id, Kind.MERCHANT_AVAILABLE)
+        reserve = _merchant_account(merchant_id, Kind.MERCHANT_RESERVE)
+        reserve.refresh_from_db(fields=["balance"])
+        to_reserve = max(0, min(amount, reserve_required - reserve.balance))
+        legs = [Leg(pending, amount), Leg(available, -(amount - to_reserve))] if amount > to_reserve else [
+            Leg(pending, amount)
+        ]
+        if to_reserve:
+            legs.append(Leg(reserve, -to_reserve))
+        release = ledger_transfer_post(
+            kind=Transfer.Kind.RELEASE,
+            reference=f"release:{sale.pk}",
+            description=f"release of {sale.reference}" + (f", {to_reserve} fen to reserve" if to_reserve else ""),
+            legs=legs,
+        )
+        sale.released = True
+        sale.save(update_fields=["released"])
+    return release
+
+
+def release_due(*, now: datetime | None = None, reserve_for: dict[int, int] | None = None, limit: int = 500) -> int:
+    """Release every sale settlement whose freeze window has passed. Returns how many were released."""
+    now = now or timezone.now()
+    due = list(
+        Transfer.objects.filter(kind=Transfer.Kind.SALE_SETTLEMENT, released=False, available_at__lte=now)
+        .order_by("available_at")
+        .values_list("pk", "entries__account__merchant_id")[: limit * 2]
+    )
+    done = 0
+    seen: set[int] = set()
+    for transfer_id, merchant_id in due:
+        if merchant_id is None or transfer_id in seen:
+            continue
+        seen.add(transfer_id)
+        reserve = (reserve_for or {}).get(merchant_id, 0)
+        if pending_release(transfer_id=transfer_id, merchant_id=merchant_id, reserve_required=reserve):
+            done += 1
+    return done
+
+
+def hold_place(*, merchant_id: int, amount: int, reference: str) -> Transfer:
+    """available → held. Raises insufficient_funds when available cannot cover it."""
+    return ledger_transfer_post(
+        kind=Transfer.Kind.HOLD,
+        reference=reference,
+        description="withdrawal hold",
+        legs=[
+            Leg(_merchant_account(merchant_id, Kind.MERCHANT_AVAILABLE), amount),
+            Leg(_merchant_account(merchant_id, Kind.MERCHANT_HELD), -amount),
+        ],
+    )
+
+
+def hold_void(*, merchant_id: int, amount: int, reference: str) -> Transfer:
+    """held → available: the withdrawal did not happen; the whole amount, fee included, comes back."""
+    return ledger_transfer_post(
+        kind=Transfer.Kind.VOID,
+        reference=reference,
+        description="withdrawal hold released",
+        legs=[
+            Leg(_merchant_account(merchant_id, Kind.MERCHANT_HELD), amount),
+            Leg(_merchant_account(merchant_id, Kind.MERCHANT_AVAILABLE), -amount),
+        ],
+    )
+
+
+def hold_post(*, merchant_id: int, amount: int, fee: int, reference: str, channel_code: str) -> Transfer:
+    """held → channel clearing (net paid out) and platform fee revenue (fee)."""
+    legs = [
+        Leg(_merchant_account(merchant_id, Kind.MERCHANT_HELD), amount),
+        Leg(ledger_account_get(kind=Kind.CHANNEL_CLEARING, scope=f"channel:{channel_code}"), -(amount - fee)),
+    ]
+    if fee:
+        legs.append(Leg(ledger_account_get(kind=Kind.PLATFORM_FEE_REVENUE), -fee))
+    return ledger_transfer_post(kind=Transfer.Kind.POST, reference=reference, description="withdrawal paid", legs=legs)
+
+
+def transfer_reverse(*, transfer: Transfer, reference: str, description: str = "") -> Transfer:
+    """A new transfer with every entry of ``transfer`` negated. The original is never edited."""
+    entries: Iterable = transfer.entries.select_related("account")
+    return ledger_transfer_post(
+        kind=Transfer.Kind.REVERSE,
+        reference=reference,
+        description=description or f"reversal of {transfer.reference}",
+        reverses=transfer,
+        legs=[Leg(e.account, -e.amount) for e in entries],
+    )
+
+
+def reserve_adjust(*, merchant_id: int, amount: int, reference: str) -> Transfer:
+    """Move ``amount`` from available into the reserve (positive) or back out of it (negative)."""
+    available = _merchant_account(merchant_id, Kind.MERCHANT_AVAILABLE)
+    reserve = _merchant_account(merchant_id, Kind.MERCHANT_RESERVE)
+    return ledger_transfer_post(
+        kind=Transfer.Kind.RESERVE,
+        reference=reference,
+        description="reserve adjustment",
+        legs=[Leg(available, amount), Leg(reserve, -amount)],
+    )

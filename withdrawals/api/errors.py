@@ -1,0 +1,44 @@
+"""Every API error is ``{"error": {"code", "message", "details"}}`` with a 4xx/5xx status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from config.errors import DomainError, error_message
+
+
+def error_response(code: str, *, status_code: int, details: Any = None, message: str | None = None) -> Response:
+    return Response(
+        {"error": {"code": code, "message": message or error_message(code), "details": details or {}}},
+        status=status_code,
+    )
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, DomainError):
+        return error_response(exc.code, status_code=exc.status, details=exc.details, message=exc.message)
+    if isinstance(exc, Http404 | exceptions.NotFound):
+        return error_response("not_found", status_code=status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, exceptions.AuthenticationFailed | exceptions.NotAuthenticated):
+        response = error_response("authentication_failed", status_code=401, details={"reason": str(exc.detail)})
+        response["WWW-Authenticate"] = "Bearer"
+        return response
+    if isinstance(exc, exceptions.PermissionDenied):
+        return error_response("permission_denied", status_code=403)
+    if isinstance(exc, exceptions.Throttled):
+        return error_response("rate_limited", status_code=429, details={"retry_after": exc.wait})
+    if isinstance(exc, exceptions.ParseError | exceptions.UnsupportedMediaType):
+        return error_response("invalid_request", status_code=400, details={"body": str(exc.detail)})
+    if isinstance(exc, exceptions.ValidationError):
+        return error_response("invalid_request", status_code=400, details=exc.detail)
+    if isinstance(exc, exceptions.MethodNotAllowed):
+        return error_response("invalid_request", status_code=405, details={"method": str(exc.detail)})
+    response = exception_handler(exc, context)
+    if response is not None:
+        return error_response("invalid_request", status_code=response.status_code, details=response.data)
+    return None

@@ -1,0 +1,356 @@
+"""Every change to a withdrawal: submit, review, verify, cancel, and the payout outcomes.
+
+Each service runs in one durable transaction, locks the withdrawal row, checks the state after the lock,
+records a WithdrawalEvent and moves money through the ledger in that same transaction. Tasks are enqueued only
+after commit; the sweeper re-finds anything whose message was lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from accounts.models import KycRecord, Merchant, Notification, PayoutAccount, User
+from accounts.services import payout_account_check_receivable
+from channels.services import channel_route
+from config.errors import DomainError
+from risk.contract import RiskDecision
+from risk.services import risk_assess_withdrawal
+from risk.stepup import stepup_issue, stepup_verify
+from wallets.services import hold_place, hold_post, hold_void, transfer_reverse
+from wallets.models import Transfer
+
+from .fees import ARRIVAL_TEXT, Quote, fee_for, policy_current
+from .models import Speed, Status, Withdrawal, WithdrawalApproval, WithdrawalEvent
+
+log = logging.getLogger(__name__)
+
+MAX_AMOUNT_FEN = 10**12  # 100 亿元: anything larger is a typo or an attack, not a withdrawal
+COUNTED_FOR_LIMITS = ~Q(status__in=[Status.REJECTED, Status.CANCELLED, Status.FAILED])
+
+
+# --- helpers ----------------------------------------------------------------------------------------------
+def _lock(withdrawal_id: int) -> Withdrawal:
+    try:
+        return Withdrawal.objects.select_for_update().get(pk=withdrawal_id)
+    except Withdrawal.DoesNotExist:
+        raise DomainError("not_found", details={"withdrawal": withdrawal_id})
+
+
+def _record(
+    w: Withdrawal,
+    *,
+    from_status: str,
+    actor: User | None,
+    actor_label: str,
+    reason: str = "",
+    data: dict[str, Any] | None = None,
+) -> WithdrawalEvent:
+    return WithdrawalEvent.objects.create(
+        withdrawal=w, actor=actor, actor_label=actor_label, from_status=from_status, to_status=w.status,
+        reason=reason[:255], data=data or {},
+    )
+
+
+def _move(
+    w: Withdrawal,
+    transition: str,
+    *,
+    actor: User | None = None,
+    actor_label: str = "system",
+    reason: str = "",
+    data: dict[str, Any] | None = None,
+    extra_fields: tuple[str, ...] = (),
+) -> None:
+    """Apply an FSM transition to a locked withdrawal, save it and record the event."""
+    from_status = w.status
+    getattr(w, transition)()
+    w.state_changed_at = timezone.now()
+    w.stuck_flagged_at = None
+    w.save(update_fields=["status", "state_changed_at", "stuck_flagged_at", "updated_at", *extra_fields])
+    _record(w, from_status=from_status, actor=actor, actor_label=actor_label, reason=reason, data=data)
+
+
+def _notify(w: Withdrawal, kind: str, title: str, body: str = "") -> None:
+    Notification.objects.create(
+        merchant_id=w.merchant_id, kind=kind, title=title, body=body, link=f"/withdrawals/{w.pk}/"
+    )
+
+
+def _enqueue_payout(withdrawal_id: int, *, countdown: int = 0) -> None:
+    from .tasks import payout_run
+
+    transaction.on_commit(lambda: payout_run.apply_async(args=[withdrawal_id], countdown=countdown))
+
+
+def _enqueue_query(withdrawal_id: int, *, countdown: int = 0) -> None:
+    from .tasks import payout_query
+
+    transaction.on_commit(lambda: payout_query.apply_async(args=[withdrawal_id], countdown=countdown))
+
+
+def _hold_ref(w: Withdrawal) -> str:
+    return f"withdrawal:{w.pk}:hold"
+
+
+def _release_hold(w: Withdrawal, *, suffix: str = "void") -> None:
+    hold_void(merchant_id=w.merchant_id, amount=w.amount, reference=f"withdrawal:{w.pk}:{suffix}")
+
+
+def _local_day_start(now: datetime) -> datetime:
+    local = timezone.localtime(now)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _fingerprint(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _new_order_no(now: datetime) -> str:
+    return f"WD{timezone.localtime(now):%Y%m%d}{secrets.token_hex(6).upper()}"
+
+
+# --- quote ------------------------------------------------------------------------------------------------
+def amount_validate(amount: Any) -> int:
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise DomainError("invalid_amount", details={"amount": "must be an integer number of fen"})
+    if amount <= 0:
+        raise DomainError("invalid_amount", details={"amount": "must be greater than 0"})
+    if amount > MAX_AMOUNT_FEN:
+        raise DomainError("invalid_amount", details={"amount": f"must be at most {MAX_AMOUNT_FEN}"})
+    return amount
+
+
+def withdrawal_quote(*, amount: Any, speed: str, account_kind: str = PayoutAccount.Kind.BANK_CARD) -> Quote:
+    """What the merchant sees before confirming: fee, net amount, arrival time and channel."""
+    amount = amount_validate(amount)
+    if speed not in Speed.values:
+        raise DomainError("invalid_request", details={"speed": f"must be one of {Speed.values}"})
+    policy = policy_current()
+    fee = fee_for(policy=policy, speed=speed, amount=amount)
+    route = channel_route(account_kind=account_kind, amount=amount - fee, speed=speed) if amount > fee else None
+    zh, en = ARRIVAL_TEXT[Speed(speed)]
+    return Quote(
+        amount=amount, fee=fee, net_amount=amount - fee, speed=speed, currency=settings.PLATFORM_CURRENCY,
+        arrival_text=zh, arrival_text_en=en, channel_name=route.channel_name if route else "",
+        channel_code=route.channel_code if route else "", policy_id=policy.pk,
+    )
+
+
+# --- submit -----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SubmitResult:
+    withdrawal: Withdrawal
+    created: bool
+
+
+def withdrawal_submit(
+    *,
+    merchant_id: int,
+    payout_account_id: Any,
+    amount: Any,
+    speed: str = Speed.STANDARD,
+    idempotency_key: str = "",
+    expected_fee: int | None = None,
+    actor: User | None = None,
+    source: str = "web",
+    ip: str = "",
+    device: str = "",
+    now: datetime | None = None,
+    external_id: str = "",
+) -> SubmitResult:
+    """Validate, quote, check KYC / card name / limits, hold the funds, ask risk, commit, then enqueue.
+
+    Idempotent by ``idempotency_key``: the same key with the same request returns the first withdrawal; with a
+    different request it is refused (idempotency_key_reused). Nothing is written when any check fails."""
+    now = now or timezone.now()
+    amount = amount_validate(amount)
+    if speed not in Speed.values:
+        raise DomainError("invalid_request", details={"speed": f"must be one of {Speed.values}"})
+    if not isinstance(payout_account_id, int) or isinstance(payout_account_id, bool):
+        raise DomainError("invalid_request", details={"payout_account": "must be an integer id"})
+    if len(idempotency_key) > 128:
+        raise DomainError("invalid_request", details={"idempotency_key": "at most 128 characters"})
+    fingerprint = _fingerprint({"amount": amount, "payout_account": payout_account_id, "speed": speed})
+
+    with transaction.atomic(durable=True):
+        merchant = Merchant.objects.select_for_update().get(pk=merchant_id)  # serialises one merchant's submits
+        if idempotency_key:
+            existing = Withdrawal.objects.filter(merchant=merchant, idempotency_key=idempotency_key).first()
+            if existing is not None:
+                if existing.request_fingerprint != fingerprint:
+                    raise DomainError("idempotency_key_reused", details={"withdrawal": existing.pk})
+                return SubmitResult(existing, created=False)
+        if merchant.status != Merchant.Status.ACTIVE:
+            raise DomainError("merchant_frozen")
+        account = PayoutAccount.objects.filter(pk=payout_account_id, merchant=merchant).first()
+        if account is None:
+            raise DomainError("payout_account_invalid", details={"payout_account": "not found among your accounts"})
+        payout_account_check_receivable(account=account, merchant=merchant)
+
+        policy = policy_current()
+        fee = fee_for(policy=policy, speed=speed, amount=amount)
+        if expected_fee is not None and expected_fee != fee:
+            raise DomainError("quote_expired", details={"quoted_fee": expected_fee, "fee": fee})
+        if amount < policy.min_amount:
+            raise DomainError("amount_below_minimum", details={"minimum": policy.min_amount})
+        if amount <= fee:
+            raise DomainError("amount_not_above_fee", details={"fee": fee})
+        if amount > policy.max_per_withdrawal:
+            raise DomainError("limit_exceeded", details={"limit": "per_withdrawal", "maximum": policy.max_per_withdrawal})
+        today = Withdrawal.objects.filter(COUNTED_FOR_LIMITS, merchant=merchant, created_at__gte=_local_day_start(now))
+        usage = today.aggregate(total=Sum("amount"), count=Count("pk"))
+        if (usage["count"] or 0) + 1 > policy.daily_count_limit:
+            raise DomainError("limit_exceeded", details={"limit": "daily_count", "maximum": policy.daily_count_limit})
+        if (usage["total"] or 0) + amount > policy.daily_amount_limit:
+            raise DomainError(
+                "limit_exceeded",
+                details={"limit": "daily_amount", "maximum": policy.daily_amount_limit, "used": usage["total"] or 0},
+            )
+
+        zh, en = ARRIVAL_TEXT[Speed(speed)]
+        w = Withdrawal.objects.create(
+            merchant=merchant, payout_account=account, order_no=_new_order_no(now), amount=amount, fee=fee,
+            net_amount=amount - fee, currency=settings.PLATFORM_CURRENCY, speed=speed,
+            idempotency_key=idempotency_key, request_fingerprint=fingerprint, source=source,
+            client_ip=ip or None, device_id=device[:128],
+            required_approvals=2 if amount >= policy.dual_approval_threshold else 1,
+            quote={"fee": fee, "net_amount": amount - fee, "arrival_text": zh, "arrival_text_en": en,
+                   "policy_id": policy.pk, "quoted_fee": expected_fee},
+        )
+        hold_place(merchant_id=merchant.pk, amount=amount, reference=_hold_ref(w))
+        actor_label = "merchant" if source == "web" else source
+        _record(w, from_status="", actor=actor, actor_label=actor_label, reason="申请成功",
+                data={"amount": amount, "fee": fee, "speed": speed})
+
+        decision = risk_assess_withdrawal(
+            event={
+                "type": "withdrawal_requested", "ts": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "merchant": merchant.external_ref or str(merchant.pk), "withdrawal": external_id or str(w.pk),
+                "amount": amount, "card": account.account_number, "speed": speed, "ip": ip, "device": device,
+            }
+        )
+        _apply_risk(w, decision, actor=actor)
+    return SubmitResult(w, created=True)
+
+
+def _apply_risk(w: Withdrawal, decision: RiskDecision, *, actor: User | None) -> None:
+    w.risk_outcome = decision.outcome
+    w.risk_score = decision.score
+    w.risk_reasons = decision.reasons
+    w.risk_explanation = decision.explanation
+    w.save(update_fields=["risk_outcome", "risk_score", "risk_reasons", "risk_explanation"])
+    data = {"outcome": decision.outcome, "score": decision.score, "reasons": decision.reasons}
+    if decision.outcome == "block":
+        w.failure_code = "risk_blocked"
+        _move(w, "reject", actor_label="risk", reason="风控拦截", data=data, extra_fields=("failure_code",))
+        _release_hold(w)
+        _notify(w, "withdrawal_rejected", "提现未通过风控审核", "资金已退回可提现余额。如有疑问请提交工单。")
+    elif decision.outcome == "review" or (decision.outcome == "allow" and w.required_approvals > 1):
+        reason = "风控转人工审核" if decision.outcome == "review" else "大额提现需人工复核"
+        _move(w, "to_review", actor_label="risk", reason=reason, data=data)
+    elif decision.outcome == "step_up":
+        _move(w, "to_verification", actor_label="risk", reason="需要短信验证", data=data)
+        kyc = KycRecord.objects.get(merchant_id=w.merchant_id)
+        stepup_issue(subject=f"withdrawal:{w.pk}", merchant_id=w.merchant_id, phone=kyc.phone)
+        _notify(w, "withdrawal_verify", "请完成短信验证", "验证码已发送到您的手机，验证后即出款。")
+    else:
+        _move(w, "approve", actor_label="risk", reason="自动审核通过", data=data)
+        _enqueue_payout(w.pk)
+
+
+# --- merchant actions -------------------------------------------------------------------------------------
+def withdrawal_verify(*, withdrawal_id: int, merchant_id: int, code: str, actor: User | None = None) -> Withdrawal:
+    """Complete a step-up: a correct, fresh, unused code moves the withdrawal on."""
+    w = Withdrawal.objects.filter(pk=withdrawal_id, merchant_id=merchant_id).first()
+    if w is None:
+        raise DomainError("not_found")
+    if w.status != Status.AWAITING_VERIFICATION:
+        raise DomainError("invalid_state", details={"status": w.status})
+    stepup_verify(subject=f"withdrawal:{w.pk}", code=code)  # commits its own attempt counter
+    with transaction.atomic(durable=True):
+        w = _lock(withdrawal_id)
+        if w.status != Status.AWAITING_VERIFICATION:
+            raise DomainError("invalid_state", details={"status": w.status})
+        if w.required_approvals > 1:
+            _move(w, "to_review", actor=actor, actor_label="merchant", reason="短信验证通过，待人工复核")
+        else:
+            _move(w, "approve", actor=actor, actor_label="merchant", reason="短信验证通过")
+            _enqueue_payout(w.pk)
+    return w
+
+
+def withdrawal_resend_code(*, withdrawal_id: int, merchant_id: int) -> None:
+    w = Withdrawal.objects.filter(pk=withdrawal_id, merchant_id=merchant_id).first()
+    if w is None:
+        raise DomainError("not_found")
+    if w.status != Status.AWAITING_VERIFICATION:
+        raise DomainError("invalid_state", details={"status": w.status})
+    kyc = KycRecord.objects.get(merchant_id=merchant_id)
+    stepup_issue(subject=f"withdrawal:{w.pk}", merchant_id=merchant_id, phone=kyc.phone)
+
+
+def withdrawal_cancel(*, withdrawal_id: int, merchant_id: int, actor: User | None = None, actor_label: str = "merchant") -> Withdrawal:
+    with transaction.atomic(durable=True):
+        w = _lock(withdrawal_id)
+        if w.merchant_id != merchant_id:
+            raise DomainError("not_found")
+        if w.status not in (Status.PENDING_REVIEW, Status.AWAITING_VERIFICATION, Status.APPROVED):
+            raise DomainError("invalid_state", details={"status": w.status})
+        _move(w, "cancel", actor=actor, actor_label=actor_label, reason="商户取消")
+        _release_hold(w)
+    return w
+
+
+# --- review -----------------------------------------------------------------------------------------------
+def _require_reviewer(user: User) -> None:
+    if not user.has_perm("withdrawals.review_withdrawal"):
+        raise DomainError("permission_denied")
+
+
+def withdrawal_approve(*, withdrawal_id: int, reviewer: User, note: str = "") -> Withdrawal:
+    """One reviewer's approval. Amounts at or above the dual-approval threshold need two different reviewers."""
+    _require_reviewer(reviewer)
+    with transaction.atomic(durable=True):
+        w = _lock(withdrawal_id)
+        if w.status != Status.PENDING_REVIEW:
+            raise DomainError("invalid_state", details={"status": w.status})
+        if w.approvals.filter(reviewer=reviewer).exists():
+            raise DomainError("same_approver")
+        WithdrawalApproval.objects.create(withdrawal=w, reviewer=reviewer, note=note[:255])
+        given = w.approvals.count()
+        if given < w.required_approvals:
+            _record(w, from_status=w.status, actor=reviewer, actor_label="reviewer",
+                    reason=f"第 {given}/{w.required_approvals} 位审核员通过" + (f"：{note}" if note else ""))
+            return w
+        _move(w, "approve", actor=reviewer, actor_label="reviewer", reason=note or "人工审核通过",
+              data={"approvals": given})
+        _enqueue_payout(w.pk)
+    return w
+
+
+def withdrawal_reject(*, withdrawal_id: int, reviewer: User, reason: str) -> Withdrawal:
+    """Reject with a reason; the whole amount, fee included, goes back to available."""
+    _require_reviewer(reviewer)
+    if not reason.strip():
+        raise DomainError("invalid_request", details={"reason": "a rejection needs a reason"})
+    with transaction.atomic(durable=True):
+        w = _lock(withdrawal_id)
+        if w.status not in (Status.PENDING_REVIEW, Status.AWAITING_VERIFICATION):
+            raise DomainError("invalid_state", details={"status": w.status})
+        w.failure_code, w.failure_detail = "rejected_by_review", reason[:255]
+        _move(w, "reject", actor=reviewer, actor_label="reviewer", reason=reason,
+              extra_fields=("failure_code", "failure_detail"))
+        _release_hold(w)
+        _notify(w, "withdrawal_rejected", "提现申请被驳回", f"原因：{reason}。资金已全额退回可提现余额。")
+    return w
