@@ -1,8 +1,30 @@
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
+from django.views.defaults import page_not_found, server_error
+
+from config.errors import error_message
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("withdrawals.api.urls")),
     path("", include("withdrawals.urls")),
 ]
+
+
+def _api_error(code: str, status: int) -> JsonResponse:
+    return JsonResponse({"error": {"code": code, "message": error_message(code), "details": {}}}, status=status)
+
+
+def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return _api_error("not_found", 404)
+    return page_not_found(request, exception)
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"error": {"code": "internal_error", "message": "服务器内部错误，请稍后重试", "details": {}}}, status=500
+        )
+    return server_error(request)

@@ -255,3 +255,30 @@ def reserve_adjust(*, merchant_id: int, amount: int, reference: str) -> Transfer
         description="reserve adjustment",
         legs=[Leg(available, amount), Leg(reserve, -amount)],
     )
+
+
+def merchant_sale_settle(
+    *, merchant_id: int, order_ref: str, amount: int, buyer: str = "", now: datetime | None = None
+) -> Transfer:
+    """A sale of this merchant settles: pending for the merchant's freeze window (category default or
+    override), then available, keeping the required reserve topped up. Risk sees the sale."""
+    from accounts.models import Merchant
+    from risk.services import risk_observe
+
+    now = now or timezone.now()
+    merchant = Merchant.objects.get(pk=merchant_id)
+    with transaction.atomic():
+        transfer = sale_credit(
+            merchant_id=merchant_id,
+            order_ref=order_ref,
+            amount=amount,
+            freeze_days=freeze_days_for(category=merchant.category, override=merchant.settlement_freeze_days),
+            reserve_required=merchant.reserve_required,
+            now=now,
+        )
+        risk_observe(
+            event={"type": "sale_credited", "ts": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                   "merchant": merchant.external_ref or str(merchant_id), "order": order_ref, "amount": amount,
+                   "buyer": buyer}
+        )
+    return transfer

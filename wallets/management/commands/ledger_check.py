@@ -1,0 +1,19 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from wallets.selectors import ledger_problems
+
+
+class Command(BaseCommand):
+    help = "Verify every ledger invariant; exits non-zero naming each broken one."
+
+    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+        problems = ledger_problems()
+        from django.utils.module_loading import import_string
+
+        for dotted in ("withdrawals.selectors.withdrawal_ledger_problems",):
+            problems.extend(import_string(dotted)())
+        if problems:
+            for p in problems:
+                self.stderr.write(f"LEDGER PROBLEM: {p}")
+            raise CommandError(f"{len(problems)} ledger invariant(s) broken")
+        self.stdout.write(self.style.SUCCESS("ledger ok: every transfer sums to zero, balances match entries, none negative"))

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from withdrawals.models import Withdrawal
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not know, so a typo never silently falls back to a default."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"body": "must be a JSON object"})
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({field: "unknown field" for field in unknown})
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.Field):
+    """An integer given as a JSON number: no strings, no floats, no booleans."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            raise serializers.ValidationError("must be an integer (fen)")
+        return data
+
+    def to_representation(self, value: int) -> int:
+        return value
+
+
+class WithdrawalCreateSerializer(StrictSerializer):
+    amount = StrictIntegerField()
+    payout_account = StrictIntegerField()
+    speed = serializers.ChoiceField(choices=["instant", "standard", "t1"], default="standard")
+    expected_fee = StrictIntegerField(required=False)
+    device = serializers.CharField(required=False, max_length=128, allow_blank=True)
+
+
+class WithdrawalSerializer(serializers.ModelSerializer):
+    payout_account = serializers.IntegerField(source="payout_account_id")
+    failure_reason = serializers.SerializerMethodField()
+    events = serializers.SerializerMethodField()
+    risk = serializers.SerializerMethodField()
+    channel = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Withdrawal
+        fields = [
+            "id", "order_no", "status", "amount", "fee", "net_amount", "currency", "speed", "payout_account",
+            "channel", "failure_code", "failure_reason", "risk", "created_at", "updated_at", "paid_at", "events",
+        ]
+
+    def get_failure_reason(self, w: Withdrawal) -> str:
+        from config.errors import error_message
+
+        return error_message(w.failure_code) if w.failure_code else ""
+
+    def get_channel(self, w: Withdrawal) -> dict[str, Any] | None:
+        if not w.channel_code:
+            return None
+        return {"code": w.channel_code, "routing": w.routing}
+
+    def get_risk(self, w: Withdrawal) -> dict[str, Any]:
+        return {"outcome": w.risk_outcome}
+
+    def get_events(self, w: Withdrawal) -> list[dict[str, Any]]:
+        if not self.context.get("with_events"):
+            return []
+        return [
+            {"from": e.from_status, "to": e.to_status, "reason": e.reason, "actor": e.actor_label, "at": e.created_at}
+            for e in w.events.all()
+        ]

@@ -1,0 +1,78 @@
+"""Partner API v1: thin views over the withdrawal services. Amounts are integer fen."""
+
+from __future__ import annotations
+
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.errors import DomainError
+from wallets.selectors import wallet_balances
+from withdrawals.models import Withdrawal
+from withdrawals.services import withdrawal_cancel, withdrawal_submit
+
+from .serializers import WithdrawalCreateSerializer, WithdrawalSerializer
+
+MAX_PAGE = 100
+
+
+def _client_ip(request: Request) -> str:
+    return request.META.get("REMOTE_ADDR", "")
+
+
+class WalletView(APIView):
+    def get(self, request: Request) -> Response:
+        b = wallet_balances(merchant_id=request.user.merchant.pk)
+        return Response(
+            {"currency": b.currency, "available": b.available, "held": b.held, "pending": b.pending, "reserve": b.reserve}
+        )
+
+
+class WithdrawalListView(APIView):
+    def get(self, request: Request) -> Response:
+        qs = Withdrawal.objects.filter(merchant=request.user.merchant).order_by("-created_at", "-pk")
+        if status_filter := request.query_params.get("status"):
+            qs = qs.filter(status=status_filter)
+        try:
+            limit = min(max(int(request.query_params.get("limit", 20)), 1), MAX_PAGE)
+            before = int(request.query_params["before"]) if "before" in request.query_params else None
+        except ValueError:
+            raise DomainError("invalid_request", details={"limit": "limit and before are integers"})
+        if before is not None:
+            qs = qs.filter(pk__lt=before)
+        rows = list(qs[: limit + 1])
+        data = WithdrawalSerializer(rows[:limit], many=True).data
+        return Response({"results": data, "next_before": rows[limit - 1].pk if len(rows) > limit else None})
+
+    def post(self, request: Request) -> Response:
+        key = request.headers.get("Idempotency-Key", "").strip()
+        if not key:
+            raise DomainError("idempotency_key_required")
+        serializer = WithdrawalCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        result = withdrawal_submit(
+            merchant_id=request.user.merchant.pk, payout_account_id=data["payout_account"], amount=data["amount"],
+            speed=data["speed"], idempotency_key=key, expected_fee=data.get("expected_fee"), source="api",
+            ip=_client_ip(request), device=data.get("device", ""),
+        )
+        body = WithdrawalSerializer(result.withdrawal, context={"with_events": True}).data
+        # 201 for a new withdrawal; a replay of the same key answers 200 with the same withdrawal.
+        return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+
+
+class WithdrawalDetailView(APIView):
+    def get(self, request: Request, pk: int) -> Response:
+        w = Withdrawal.objects.filter(pk=pk, merchant=request.user.merchant).first()
+        if w is None:
+            raise DomainError("not_found")
+        return Response(WithdrawalSerializer(w, context={"with_events": True}).data)
+
+
+class WithdrawalCancelView(APIView):
+    def post(self, request: Request, pk: int) -> Response:
+        if not Withdrawal.objects.filter(pk=pk, merchant=request.user.merchant).exists():
+            raise DomainError("not_found")
+        w = withdrawal_cancel(withdrawal_id=pk, merchant_id=request.user.merchant.pk, actor_label="api")
+        return Response(WithdrawalSerializer(w, context={"with_events": True}).data)

@@ -1,0 +1,81 @@
+"""`make run`: migrate, seed the demo, then run the web server, a real Celery worker (with beat) and the
+sandbox gateway as child processes until Ctrl-C. Uses whatever DATABASE_URL / CELERY_BROKER_URL say; with
+neither set that is SQLite and the filesystem broker, so it needs no server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Run the whole platform for a demo: web, worker + beat, sandbox gateway."
+
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("--host", default=os.environ.get("RUN_HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("RUN_PORT", "8000")))
+        parser.add_argument("--no-seed", action="store_true")
+
+    def handle(self, *args, **o):  # type: ignore[no-untyped-def]
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
+        if not o["no_seed"]:
+            call_command("seed_demo")
+        python = sys.executable
+        var = Path(settings.VAR_DIR)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        procs: list[tuple[str, subprocess.Popen]] = []
+
+        def start(name: str, argv: list[str]) -> None:
+            procs.append((name, subprocess.Popen(argv, env=env, cwd=settings.BASE_DIR)))
+
+        gateway = Path(settings.BASE_DIR, "channels", "management", "commands", "sandbox_gateway.py")
+        if gateway.exists():
+            port = settings.SANDBOX_GATEWAY_URL.rsplit(":", 1)[-1].strip("/")
+            start("gateway", [python, "manage.py", "sandbox_gateway", "--port", port, "--data-dir", str(var / "gateway")])
+        start("worker", [python, "-m", "celery", "-A", "config", "worker", "-B", "-l", "INFO", "--concurrency", "2",
+                         "--schedule", str(var / "celerybeat-schedule")])
+        start("web", [python, "manage.py", "runserver", f"{o['host']}:{o['port']}", "--noreload"])
+        base = f"http://{o['host']}:{o['port']}"
+        db = settings.DATABASES["default"]
+        self.stdout.write(self.style.SUCCESS(
+            f"\nPlatform running (database: {db['ENGINE'].rsplit('.', 1)[-1]}, broker: {settings.CELERY_BROKER_URL.split('://')[0]})\n"
+            f"  Merchant site : {base}/            (alice / bob / carol, password demo-pass-2026)\n"
+            f"  Review admin  : {base}/admin/      (reviewer, reviewer2, senior, compliance, ops, admin; same password)\n"
+            f"  Partner API   : {base}/api/v1/     (Authorization: Bearer <API key printed above>)\n"
+            f"Press Ctrl-C to stop.\n"
+        ))
+
+        stopping = False
+
+        def stop(*_args: object) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            while not stopping:
+                for name, proc in procs:
+                    if proc.poll() is not None:
+                        self.stderr.write(f"{name} exited with {proc.returncode}; stopping the platform")
+                        stopping = True
+                time.sleep(0.5)
+        finally:
+            for _name, proc in procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            deadline = time.time() + 10
+            for _name, proc in procs:
+                try:
+                    proc.wait(timeout=max(0.1, deadline - time.time()))
+                except subprocess.TimeoutExpired:
+                    proc.kill()

@@ -1,0 +1,83 @@
+"""Demo data: merchants with balances and cards for every sandbox path, reviewers, channels. Idempotent."""
+
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+
+from accounts.models import ApiKey, Merchant, User
+from accounts.roles import roles_sync
+from accounts.services import api_key_create, kyc_verify, merchant_register, payout_account_add
+from channels.sandbox_rules import make_card_number
+from wallets.services import merchant_sale_settle, reserve_adjust, sale_credit
+from withdrawals.fees import policy_current
+
+PASSWORD = "demo-pass-2026"
+
+MERCHANTS = [
+    # username, shop, real name, id number, category, credit fen, reserve fen, extra card suffixes
+    ("alice", "Alice 游戏点卡店", "张三", "11010519491231002X", "game_cards", 5_000_000, 100_000,
+     ["11", "22", "33", "44", "66"]),
+    ("bob", "Bob 话费充值", "王芳", "110101199003074477", "phone_topup", 800_000, 0, ["55"]),
+    ("carol", "Carol 电商卡券", "刘洋", "310101198001010018", "ecommerce_cards", 12_000_000, 0, []),
+]
+STAFF = [
+    ("admin", "superuser", None),
+    ("reviewer", "reviewer", "reviewer"),
+    ("reviewer2", "reviewer", "reviewer"),
+    ("senior", "senior reviewer", "senior_reviewer"),
+    ("compliance", "compliance officer", "compliance_officer"),
+    ("ops", "operations", "operations"),
+    ("support", "support", "support"),
+]
+
+
+class Command(BaseCommand):
+    help = "Seed demo merchants, staff and channels (safe to run again)."
+
+    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+        roles_sync()
+        policy_current()
+        for username, _label, group in STAFF:
+            if User.objects.filter(username=username).exists():
+                continue
+            if group is None:
+                User.objects.create_superuser(username=username, password=PASSWORD, email="")
+            else:
+                user = User.objects.create_user(username=username, password=PASSWORD, is_staff=True)
+                user.groups.add(Group.objects.get(name=group))
+        lines = []
+        for username, shop, real_name, id_number, category, credit, reserve, suffixes in MERCHANTS:
+            user = User.objects.filter(username=username).first()
+            if user is None:
+                reg = merchant_register(
+                    name=shop, category=category, real_name=real_name, id_number=id_number,
+                    phone="1380013" + f"{len(username):04d}", username=username, password=PASSWORD,
+                )
+                merchant = reg.merchant
+                kyc_verify(merchant=merchant)
+                payout_account_add(merchant=merchant, account_number=make_card_number(seed=merchant.pk),
+                                   holder_name=real_name, bank_code="ICBC")
+                for suffix in suffixes:
+                    payout_account_add(merchant=merchant, account_number=make_card_number(suffix, seed=merchant.pk),
+                                       holder_name=real_name, bank_code="CMB")
+                payout_account_add(merchant=merchant, account_number=make_card_number(seed=merchant.pk + 99),
+                                   holder_name="赵六", bank_code="ABC")  # someone else's name: cannot receive
+                # Earlier sales, already past any freeze window, then today's sale through the normal path.
+                sale_credit(merchant_id=merchant.pk, order_ref=f"demo-{username}-1", amount=credit)
+                merchant_sale_settle(merchant_id=merchant.pk, order_ref=f"demo-{username}-2", amount=credit // 10,
+                                     buyer="demo-buyer")
+                if reserve:
+                    Merchant.objects.filter(pk=merchant.pk).update(reserve_required=reserve)
+                    reserve_adjust(merchant_id=merchant.pk, amount=reserve, reference=f"demo-reserve-{merchant.pk}")
+                key = api_key_create(merchant=merchant, label="demo")
+                lines.append(f"  {username:<10} {shop}: API key {key}")
+            else:
+                merchant = user.merchant
+                keys = ApiKey.objects.filter(merchant=merchant, revoked_at__isnull=True).count()
+                lines.append(f"  {username:<10} {merchant.name}: {keys} API key(s) (created earlier; shown once)")
+        self.stdout.write(self.style.SUCCESS("Demo data ready."))
+        self.stdout.write(f"Merchants (password {PASSWORD}):")
+        for line in lines:
+            self.stdout.write(line)
+        self.stdout.write(f"Staff (password {PASSWORD}): " + ", ".join(f"{u} ({label})" for u, label, _ in STAFF))
+        self.stdout.write("Sandbox cards: ending 11 fails (invalid account), 22 frozen, 33 times out then pays, "
+                          "44 pays after ~20 s, 55 busy twice, 66 lost request, 77 name mismatch, 88 bank return.")
