@@ -56,6 +56,7 @@ class SandboxAdapter:
 
     def submit(self, request: PayoutRequest) -> PayoutResult:
         behaviour = behaviour_for(request.account_number)
+        error: Exception | None = None
         with transaction.atomic():
             row = SandboxPayout.objects.select_for_update().filter(order_no=request.order_no).first()
             if row is not None and row.status not in _NOT_ACCEPTED:
@@ -75,21 +76,23 @@ class SandboxAdapter:
             row.submissions += 1
             if behaviour == Behaviour.TRANSIENT_TWICE and row.submissions <= 2:
                 row.status = "busy"
-                row.save(update_fields=["status", "submissions"])
-                raise ChannelRejected("system busy", reason_code="channel_error", provider_code="SYSTEM_BUSY",
-                                      action=ErrorAction.RETRY)
-            if behaviour == Behaviour.LOST_REQUEST and row.submissions == 1:
+                error = ChannelRejected("system busy", reason_code="channel_error", provider_code="SYSTEM_BUSY",
+                                        action=ErrorAction.RETRY)
+            elif behaviour == Behaviour.LOST_REQUEST and row.submissions == 1:
                 row.status = "lost"
-                row.save(update_fields=["status", "submissions"])
-                raise ChannelUnknownOutcome("read timed out (request lost)")
-            if behaviour in _PERMANENT:
+                error = ChannelUnknownOutcome("read timed out (request lost)")
+            elif behaviour in _PERMANENT:
                 row.status, row.reason_code = "failed", _PERMANENT[behaviour][0]
             elif behaviour == Behaviour.DELAYED:
                 row.status = "processing"
-                row.settle_after = timezone.now() + timedelta(seconds=int(self.config.get("delay_seconds", DELAYED_SECONDS)))
+                delay = int(self.config.get("delay_seconds", DELAYED_SECONDS))
+                row.settle_after = timezone.now() + timedelta(seconds=delay)
             else:
                 row.status = "succeeded"
             row.save()
+        # Raised after commit: the provider's book keeps the attempt whatever the caller does next.
+        if error is not None:
+            raise error
         if behaviour == Behaviour.TIMEOUT_THEN_PAID:
             raise ChannelUnknownOutcome("read timed out (answer lost)")
         return self._result(row)

@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.factories import ChannelFactory, MerchantFactory, reviewer
+# Tests that move money commit for real (transactional_db): on_commit hooks enqueue tasks exactly as in
+# production, and row locks are real. Fixtures therefore build on transactional_db.
+from tests.factories import ALICE_CREDIT, ChannelFactory, MerchantFactory, reviewer
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):  # type: ignore[no-untyped-def]
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)
@@ -17,25 +24,25 @@ def _eager_celery(settings):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def sandbox_channel(db):  # type: ignore[no-untyped-def]
+def sandbox_channel(transactional_db):  # type: ignore[no-untyped-def]
     return ChannelFactory()
 
 
 @pytest.fixture
-def merchant_alice(db, sandbox_channel):  # type: ignore[no-untyped-def]
-    return MerchantFactory(name="Alice 游戏点卡", real_name="张三", username="alice")
+def merchant_alice(sandbox_channel):  # type: ignore[no-untyped-def]
+    return MerchantFactory(name="Alice 游戏点卡", real_name="张三", username="alice", credit=ALICE_CREDIT)
 
 
 @pytest.fixture
-def merchant_mallory(db, sandbox_channel):  # type: ignore[no-untyped-def]
+def merchant_mallory(sandbox_channel):  # type: ignore[no-untyped-def]
     return MerchantFactory(name="Mallory 话费", real_name="李四", id_number="310101198001010018", username="mallory")
 
 
 @pytest.fixture
-def reviewer_bob(db):  # type: ignore[no-untyped-def]
+def reviewer_bob(transactional_db):  # type: ignore[no-untyped-def]
     return reviewer("bob")
 
 
 @pytest.fixture
-def reviewer_carol(db):  # type: ignore[no-untyped-def]
+def reviewer_carol(transactional_db):  # type: ignore[no-untyped-def]
     return reviewer("carol")

@@ -13,6 +13,7 @@ from channels.sandbox_rules import make_card_number
 from wallets.services import merchant_sale_settle
 
 _seq = itertools.count(1)
+ALICE_CREDIT = 10_000_000  # 100,000 yuan: enough for dual-approval amounts
 
 # Valid resident ID numbers (GB 11643-1999 check characters) for test personas.
 ID_NUMBERS = ["11010519491231002X", "110101199003074477", "310101198001010018", "320102198506151236", "510104199208084568"]
@@ -74,6 +75,10 @@ def card_for(merchant: Merchant, suffix: str = "", holder_name: str | None = Non
 def reviewer(username: str, *, role: str = "reviewer") -> User:
     from django.contrib.auth.models import Group
 
+    from accounts.roles import roles_sync
+
+    if not Group.objects.filter(name=role).exists():
+        roles_sync()  # transactional tests flush the groups the data migration made
     user = User.objects.create_user(username=username, password="pass-1234", is_staff=True)
     user.groups.add(Group.objects.get(name=role))
     return User.objects.get(pk=user.pk)  # fresh, so the permission cache sees the group
