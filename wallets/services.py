@@ -82,7 +82,9 @@ def ledger_transfer_post(
         if existing is not None:
             return existing
         ids = sorted({leg.account.pk for leg in legs})
-        locked = {a.pk: a for a in LedgerAccount.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
+        locked = {
+            a.pk: a for a in LedgerAccount.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("pk")
+        }
         delta: dict[int, int] = defaultdict(int)
         for leg in legs:
             delta[leg.account.pk] += leg.amount

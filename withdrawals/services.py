@@ -41,8 +41,10 @@ COUNTED_FOR_LIMITS = ~Q(status__in=[Status.REJECTED, Status.CANCELLED, Status.FA
 
 # --- helpers ----------------------------------------------------------------------------------------------
 def _lock(withdrawal_id: int) -> Withdrawal:
+    # FOR NO KEY UPDATE: we never change keys, and it does not block the KEY SHARE locks that inserts of
+    # rows referencing this one (events, notifications) take in other transactions.
     try:
-        return Withdrawal.objects.select_for_update().get(pk=withdrawal_id)
+        return Withdrawal.objects.select_for_update(no_key=True).get(pk=withdrawal_id)
     except Withdrawal.DoesNotExist:
         raise DomainError("not_found", details={"withdrawal": withdrawal_id})
 
@@ -184,7 +186,7 @@ def withdrawal_submit(
     fingerprint = _fingerprint({"amount": amount, "payout_account": payout_account_id, "speed": speed})
 
     with transaction.atomic(durable=True):
-        merchant = Merchant.objects.select_for_update().get(pk=merchant_id)  # serialises one merchant's submits
+        merchant = Merchant.objects.select_for_update(no_key=True).get(pk=merchant_id)  # serialises one merchant's submits
         if idempotency_key:
             existing = Withdrawal.objects.filter(merchant=merchant, idempotency_key=idempotency_key).first()
             if existing is not None:
