@@ -7,6 +7,8 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from simple_history.models import HistoricalRecords
 
+from config.history import history_user
+
 
 class User(AbstractUser):
     merchant = models.ForeignKey(
@@ -40,7 +42,7 @@ class Merchant(models.Model):
     reserve_required = models.BigIntegerField(default=0, help_text="保证金 in fen, kept out of available")
     created_at = models.DateTimeField(auto_now_add=True)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=history_user)
 
     def __str__(self) -> str:
         return f"{self.name} (#{self.pk})"
@@ -61,7 +63,7 @@ class KycRecord(models.Model):
     verified_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=history_user)
 
     def __str__(self) -> str:
         return f"KYC {self.real_name} ({self.get_status_display()})"

@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.db import models
 from simple_history.models import HistoricalRecords
 
+from config.history import history_user
+
 
 class Channel(models.Model):
     """A payout channel as operations configures it. Fees here are what the channel charges *us*."""
@@ -37,7 +39,7 @@ class Channel(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=history_user)
 
     class Meta:
         ordering = ["priority", "code"]

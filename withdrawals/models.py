@@ -5,6 +5,8 @@ from django.db import models
 from django_fsm import FSMField, transition
 from simple_history.models import HistoricalRecords
 
+from config.history import history_user
+
 
 class Status(models.TextChoices):
     SUBMITTED = "submitted", "已提交"
@@ -200,7 +202,7 @@ class WithdrawalPolicy(models.Model):
     t1_fee_max = models.BigIntegerField(default=1500)
     updated_at = models.DateTimeField(auto_now=True)
 
-    history = HistoricalRecords()
+    history = HistoricalRecords(get_user=history_user)
 
     class Meta:
         verbose_name_plural = "withdrawal policies"
