@@ -51,7 +51,16 @@ class KycRecordAdmin(SimpleHistoryAdmin):
 
 @admin.register(PayoutAccount)
 class PayoutAccountAdmin(admin.ModelAdmin):
-    list_display = ("id", "merchant", "kind", "masked_number", "holder_name", "bank_code", "status", "is_default")
+    list_display = (
+        "id",
+        "merchant",
+        "kind",
+        "masked_number",
+        "holder_name",
+        "bank_code",
+        "status",
+        "is_default",
+    )
     list_filter = ("kind", "status")
     search_fields = ("account_number", "holder_name", "merchant__name")
     readonly_fields = ("merchant", "kind", "account_number", "holder_name", "created_at")

@@ -46,8 +46,12 @@ def card_number_validate(number: str) -> str:
 
 def _event(merchant: Merchant, type_: str, **fields: Any) -> dict[str, Any]:
     ts = fields.pop("ts", None) or timezone.now()
-    return {"type": type_, "ts": ts.strftime("%Y-%m-%dT%H:%M:%SZ") if hasattr(ts, "strftime") else ts,
-            "merchant": str(merchant.pk), **fields}
+    return {
+        "type": type_,
+        "ts": ts.strftime("%Y-%m-%dT%H:%M:%SZ") if hasattr(ts, "strftime") else ts,
+        "merchant": str(merchant.pk),
+        **fields,
+    }
 
 
 @dataclass(frozen=True)
@@ -92,8 +96,18 @@ def merchant_register(
             if group:
                 user.groups.add(group)
         risk_observe(
-            event=_event(merchant, "merchant_registered", ts=now, kind=kind, category=category, name=real_name,
-                         id_number=id_number, phone=phone, ip=ip, device=device)
+            event=_event(
+                merchant,
+                "merchant_registered",
+                ts=now,
+                kind=kind,
+                category=category,
+                name=real_name,
+                id_number=id_number,
+                phone=phone,
+                ip=ip,
+                device=device,
+            )
         )
     return Registration(merchant=merchant, user=user)
 
@@ -131,15 +145,27 @@ def payout_account_add(
         raise DomainError("invalid_request", details={"account": "number and holder name are required"})
     with transaction.atomic():
         account, _created = PayoutAccount.objects.get_or_create(
-            merchant=merchant, kind=kind, account_number=number,
+            merchant=merchant,
+            kind=kind,
+            account_number=number,
             defaults={"holder_name": holder_name.strip(), "bank_code": bank_code},
         )
         if make_default or not merchant.payout_accounts.filter(is_default=True).exists():
             merchant.payout_accounts.exclude(pk=account.pk).update(is_default=False)
             account.is_default = True
             account.save(update_fields=["is_default"])
-        risk_observe(event=_event(merchant, "bank_card_bound", ts=now, card=number, holder_name=holder_name,
-                                  bank=bank_code, ip=ip, device=device))
+        risk_observe(
+            event=_event(
+                merchant,
+                "bank_card_bound",
+                ts=now,
+                card=number,
+                holder_name=holder_name,
+                bank=bank_code,
+                ip=ip,
+                device=device,
+            )
+        )
     return account
 
 
@@ -153,9 +179,7 @@ def payout_account_check_receivable(*, account: PayoutAccount, merchant: Merchan
     if kyc is None or kyc.status != KycRecord.Status.VERIFIED:
         raise DomainError("kyc_required")
     if not names_match(account.holder_name, kyc.real_name):
-        raise DomainError(
-            "card_name_mismatch", details={"holder_name": account.holder_name, "kyc_name": kyc.real_name}
-        )
+        raise DomainError("card_name_mismatch", details={"holder_name": account.holder_name, "kyc_name": kyc.real_name})
 
 
 def api_key_create(*, merchant: Merchant, label: str = "") -> str:

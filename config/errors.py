@@ -43,7 +43,9 @@ CATALOGUE: dict[str, ErrorSpec] = {
     # identity and accounts
     "kyc_required": ErrorSpec(422, "请先完成实名认证", "Complete real-name verification first"),
     "card_name_mismatch": ErrorSpec(
-        422, "收款账户户名与实名认证姓名不一致", "The payout account holder name does not match the verified name"
+        422,
+        "收款账户户名与实名认证姓名不一致",
+        "The payout account holder name does not match the verified name",
     ),
     "payout_account_invalid": ErrorSpec(422, "收款账户不可用", "The payout account cannot receive money"),
     "invalid_card_number": ErrorSpec(400, "银行卡号无效（校验位错误）", "The card number is not valid (check digit)"),
@@ -52,7 +54,9 @@ CATALOGUE: dict[str, ErrorSpec] = {
     # withdrawal lifecycle
     "invalid_state": ErrorSpec(409, "当前状态不允许此操作", "The withdrawal is not in a state that allows this"),
     "risk_blocked": ErrorSpec(422, "该笔提现未通过风控审核", "The withdrawal was declined by risk control"),
-    "same_approver": ErrorSpec(409, "大额提现需要另一位审核员复核", "A different reviewer must give the second approval"),
+    "same_approver": ErrorSpec(
+        409, "大额提现需要另一位审核员复核", "A different reviewer must give the second approval"
+    ),
     "verification_failed": ErrorSpec(422, "验证码错误或已过期", "The verification code is wrong or expired"),
     "verification_locked": ErrorSpec(
         422, "验证失败次数过多，请联系客服", "Too many failed verification attempts; contact support"

@@ -35,5 +35,9 @@ def risk_assess_withdrawal(*, event: dict[str, Any]) -> RiskDecision:
         outcome=outcome,  # type: ignore[arg-type]
         score=sum(s for *_x, s in hits),
         reasons=[c for c, *_x in hits],
-        explanation={"version": "foundation-1", "rules": [c for c, *_x in hits], "features": {"amount": amount}},
+        explanation={
+            "version": "foundation-1",
+            "rules": [c for c, *_x in hits],
+            "features": {"amount": amount},
+        },
     )

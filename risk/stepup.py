@@ -44,11 +44,17 @@ def stepup_issue(*, subject: str, merchant_id: int, phone: str, now=None) -> Ste
     with transaction.atomic():
         StepUpChallenge.objects.filter(subject=subject, used_at__isnull=True).update(expires_at=now)
         challenge = StepUpChallenge.objects.create(
-            subject=subject, merchant_id=merchant_id, method=StepUpChallenge.Method.SMS,
-            code_hash=_hash(subject, code), destination=phone, expires_at=now + CODE_TTL,
+            subject=subject,
+            merchant_id=merchant_id,
+            method=StepUpChallenge.Method.SMS,
+            code_hash=_hash(subject, code),
+            destination=phone,
+            expires_at=now + CODE_TTL,
         )
         transaction.on_commit(
-            lambda: sms_backend().send(phone=phone, text=f"【提现平台】您的提现验证码 {code}，5 分钟内有效。切勿告诉他人。")
+            lambda: sms_backend().send(
+                phone=phone, text=f"【提现平台】您的提现验证码 {code}，5 分钟内有效。切勿告诉他人。"
+            )
         )
     return challenge
 
@@ -60,9 +66,7 @@ def stepup_verify(*, subject: str, code: str, now=None) -> StepUpChallenge:
     now = now or timezone.now()
     error: DomainError | None = None
     with transaction.atomic():
-        challenge = (
-            StepUpChallenge.objects.select_for_update().filter(subject=subject).order_by("-created_at").first()
-        )
+        challenge = StepUpChallenge.objects.select_for_update().filter(subject=subject).order_by("-created_at").first()
         if challenge is None or challenge.used_at is not None or challenge.expires_at <= now:
             raise DomainError("verification_failed")
         if challenge.attempts >= challenge.max_attempts:
@@ -73,7 +77,9 @@ def stepup_verify(*, subject: str, code: str, now=None) -> StepUpChallenge:
         elif challenge.attempts >= challenge.max_attempts:
             error = DomainError("verification_locked")
         else:
-            error = DomainError("verification_failed", details={"attempts_left": challenge.max_attempts - challenge.attempts})
+            error = DomainError(
+                "verification_failed", details={"attempts_left": challenge.max_attempts - challenge.attempts}
+            )
         challenge.save(update_fields=["attempts", "used_at"])
     if error is not None:
         raise error

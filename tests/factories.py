@@ -16,7 +16,13 @@ _seq = itertools.count(1)
 ALICE_CREDIT = 10_000_000  # 100,000 yuan: enough for dual-approval amounts
 
 # Valid resident ID numbers (GB 11643-1999 check characters) for test personas.
-ID_NUMBERS = ["11010519491231002X", "110101199003074477", "310101198001010018", "320102198506151236", "510104199208084568"]
+ID_NUMBERS = [
+    "11010519491231002X",
+    "110101199003074477",
+    "310101198001010018",
+    "320102198506151236",
+    "510104199208084568",
+]
 
 
 class ChannelFactory(factory.django.DjangoModelFactory):
@@ -49,14 +55,20 @@ class MerchantFactory(factory.Factory):
     @classmethod
     def _create(cls, model_class, *, name, real_name, id_number, phone, credit, card_suffix, username, verified):  # type: ignore[no-untyped-def]
         reg = merchant_register(
-            name=name, real_name=real_name, id_number=id_number, phone=phone,
-            username=username, password="pass-1234" if username else None,
+            name=name,
+            real_name=real_name,
+            id_number=id_number,
+            phone=phone,
+            username=username,
+            password="pass-1234" if username else None,
         )
         merchant = reg.merchant
         if verified:
             kyc_verify(merchant=merchant)
         payout_account_add(
-            merchant=merchant, account_number=make_card_number(card_suffix, seed=merchant.pk), holder_name=real_name,
+            merchant=merchant,
+            account_number=make_card_number(card_suffix, seed=merchant.pk),
+            holder_name=real_name,
             bank_code="ICBC",
         )
         if credit:
@@ -67,8 +79,10 @@ class MerchantFactory(factory.Factory):
 def card_for(merchant: Merchant, suffix: str = "", holder_name: str | None = None) -> PayoutAccount:
     """Bind another sandbox card whose last digits choose its behaviour (see channels.sandbox_rules)."""
     return payout_account_add(
-        merchant=merchant, account_number=make_card_number(suffix, seed=merchant.pk * 100 + len(suffix) + 7),
-        holder_name=holder_name or merchant.kyc.real_name, bank_code="CMB",
+        merchant=merchant,
+        account_number=make_card_number(suffix, seed=merchant.pk * 100 + len(suffix) + 7),
+        holder_name=holder_name or merchant.kyc.real_name,
+        bank_code="CMB",
     )
 
 

@@ -24,8 +24,12 @@ def alice_api(merchant_alice):
 
 def post(client, body, key="idem-1", raw=None):
     headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
-    return client.post("/api/v1/withdrawals", data=raw if raw is not None else json.dumps(body),
-                       content_type="application/json", **headers)
+    return client.post(
+        "/api/v1/withdrawals",
+        data=raw if raw is not None else json.dumps(body),
+        content_type="application/json",
+        **headers,
+    )
 
 
 def account_id(merchant):
@@ -47,7 +51,11 @@ def test_requires_a_valid_bearer_key(merchant_alice):
 
 def test_wallet(alice_api):
     assert alice_api.get("/api/v1/wallet").json() == {
-        "currency": "CNY", "available": ALICE_CREDIT, "held": 0, "pending": 0, "reserve": 0,
+        "currency": "CNY",
+        "available": ALICE_CREDIT,
+        "held": 0,
+        "pending": 0,
+        "reserve": 0,
     }
 
 
@@ -76,8 +84,11 @@ def test_same_key_different_body_is_refused(alice_api, merchant_alice):
 
 
 def test_missing_idempotency_key(alice_api, merchant_alice):
-    assert_error(post(alice_api, {"amount": 10_000, "payout_account": account_id(merchant_alice)}, key=None),
-                 400, "idempotency_key_required")
+    assert_error(
+        post(alice_api, {"amount": 10_000, "payout_account": account_id(merchant_alice)}, key=None),
+        400,
+        "idempotency_key_required",
+    )
 
 
 @pytest.mark.parametrize(
@@ -110,8 +121,11 @@ def test_malformed_bodies(alice_api, raw):
 
 
 def test_someone_elses_payout_account_and_withdrawal(alice_api, merchant_alice, merchant_mallory):
-    assert_error(post(alice_api, {"amount": 10_000, "payout_account": account_id(merchant_mallory)}),
-                 422, "payout_account_invalid")
+    assert_error(
+        post(alice_api, {"amount": 10_000, "payout_account": account_id(merchant_mallory)}),
+        422,
+        "payout_account_invalid",
+    )
     mallory = Client(HTTP_AUTHORIZATION=f"Bearer {api_key_create(merchant=merchant_mallory)}")
     r = post(mallory, {"amount": 10_000, "payout_account": account_id(merchant_mallory)}, key="m-1")
     wid = r.json()["id"]
@@ -122,8 +136,11 @@ def test_someone_elses_payout_account_and_withdrawal(alice_api, merchant_alice, 
 def test_card_name_mismatch_and_limits(alice_api, merchant_alice):
     other = card_for(merchant_alice, holder_name="赵六")
     assert_error(post(alice_api, {"amount": 10_000, "payout_account": other.pk}), 422, "card_name_mismatch")
-    assert_error(post(alice_api, {"amount": 10**9, "payout_account": account_id(merchant_alice)}, key="big"),
-                 422, "limit_exceeded")
+    assert_error(
+        post(alice_api, {"amount": 10**9, "payout_account": account_id(merchant_alice)}, key="big"),
+        422,
+        "limit_exceeded",
+    )
 
 
 def test_cancel_and_failed_reason(alice_api, merchant_alice):

@@ -22,8 +22,12 @@ def test_merchant_create_prints_a_key_that_can_withdraw(sandbox_channel):
     assert set(created) == {"merchant_id", "api_key", "payout_account_id"}
     client = Client(HTTP_AUTHORIZATION=f"Bearer {created['api_key']}")
     assert client.get("/api/v1/wallet").json()["available"] == 200_000
-    r = client.post("/api/v1/withdrawals", data={"amount": 50_000, "payout_account": created["payout_account_id"]},
-                    content_type="application/json", HTTP_IDEMPOTENCY_KEY="cli-1")
+    r = client.post(
+        "/api/v1/withdrawals",
+        data={"amount": 50_000, "payout_account": created["payout_account_id"]},
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY="cli-1",
+    )
     assert r.status_code == 201
     assert client.get(f"/api/v1/withdrawals/{r.json()['id']}").json()["status"] == "paid"
     call_command("ledger_check")
@@ -43,14 +47,21 @@ def test_seed_demo_is_idempotent(sandbox_channel):
     ("env", "message"),
     [
         ({"DJANGO_DEBUG": "maybe"}, "DJANGO_DEBUG='maybe' is not a boolean"),
-        ({"WITHDRAWAL_STUCK_AFTER_SECONDS": "soon"}, "WITHDRAWAL_STUCK_AFTER_SECONDS='soon' is not an integer"),
+        (
+            {"WITHDRAWAL_STUCK_AFTER_SECONDS": "soon"},
+            "WITHDRAWAL_STUCK_AFTER_SECONDS='soon' is not an integer",
+        ),
         ({"CELERY_BROKER_URL": "amqp://x"}, "CELERY_BROKER_URL='amqp://x'"),
         ({"DATABASE_URL": "mysql://u@h/db"}, "is not supported"),
     ],
 )
 def test_bad_settings_fail_with_a_precise_message(env, message):
     result = subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
     )
     assert result.returncode != 0
     assert message in result.stderr

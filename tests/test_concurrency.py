@@ -52,9 +52,14 @@ def test_fifty_withdrawals_against_a_wallet_that_funds_twenty(sandbox_channel):
 
     results = run_in_threads(
         50,
-        lambda i: withdrawal_submit(
-            merchant_id=merchant.pk, payout_account_id=account.pk, amount=amount, idempotency_key=f"race-{i}"
-        ).withdrawal.pk,
+        lambda i: (
+            withdrawal_submit(
+                merchant_id=merchant.pk,
+                payout_account_id=account.pk,
+                amount=amount,
+                idempotency_key=f"race-{i}",
+            ).withdrawal.pk
+        ),
     )
     outcome = Counter("accepted" if isinstance(r, int) else r for r in results)
     assert outcome == {"accepted": 20, "insufficient_funds": 30}
@@ -72,9 +77,14 @@ def test_the_same_idempotency_key_concurrently_makes_one_withdrawal(sandbox_chan
     account = merchant.payout_accounts.get(is_default=True)
     results = run_in_threads(
         12,
-        lambda i: withdrawal_submit(
-            merchant_id=merchant.pk, payout_account_id=account.pk, amount=10_000, idempotency_key="same-key"
-        ).withdrawal.pk,
+        lambda i: (
+            withdrawal_submit(
+                merchant_id=merchant.pk,
+                payout_account_id=account.pk,
+                amount=10_000,
+                idempotency_key="same-key",
+            ).withdrawal.pk
+        ),
     )
     assert len(set(results)) == 1 and isinstance(results[0], int)
     assert Withdrawal.objects.filter(merchant=merchant).count() == 1

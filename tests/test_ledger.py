@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 from accounts.models import Merchant
 from config.errors import DomainError
+from tests.factories import ALICE_CREDIT
 from wallets.models import Entry, LedgerAccount, Transfer
 from wallets.selectors import ledger_problems, wallet_balances
-from tests.factories import ALICE_CREDIT
 from wallets.services import (
     Leg,
     hold_place,
@@ -144,7 +144,13 @@ def test_any_sequence_of_operations_keeps_every_invariant(merchant_alice, ops):
                 elif open_holds:
                     _ref, held = open_holds.pop()
                     if op == "post":
-                        hold_post(merchant_id=m, amount=held, fee=min(100, held - 1), reference=ref, channel_code="sb")
+                        hold_post(
+                            merchant_id=m,
+                            amount=held,
+                            fee=min(100, held - 1),
+                            reference=ref,
+                            channel_code="sb",
+                        )
                     else:
                         hold_void(merchant_id=m, amount=held, reference=ref)
         except DomainError as exc:

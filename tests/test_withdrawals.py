@@ -9,6 +9,7 @@ from channels.models import SandboxPayout
 from config.errors import DomainError
 from risk.contract import RiskDecision
 from risk.models import SmsMessage
+from tests.factories import ALICE_CREDIT, MerchantFactory, card_for
 from wallets.selectors import ledger_problems, wallet_balances
 from withdrawals import payouts
 from withdrawals.fees import policy_current
@@ -22,7 +23,6 @@ from withdrawals.services import (
     withdrawal_submit,
     withdrawal_verify,
 )
-from tests.factories import ALICE_CREDIT, MerchantFactory, card_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -125,10 +125,14 @@ def test_a_callback_never_moves_a_final_withdrawal_backwards(merchant_alice):
 
     w = fresh(submit(merchant_alice))
     payouts.payout_apply_result(
-        withdrawal_id=w.pk, result=PayoutResult(order_no=w.order_no, status=PayoutStatus.PROCESSING), source="callback"
+        withdrawal_id=w.pk,
+        result=PayoutResult(order_no=w.order_no, status=PayoutStatus.PROCESSING),
+        source="callback",
     )
     payouts.payout_apply_result(
-        withdrawal_id=w.pk, result=PayoutResult(order_no=w.order_no, status=PayoutStatus.FAILED), source="callback"
+        withdrawal_id=w.pk,
+        result=PayoutResult(order_no=w.order_no, status=PayoutStatus.FAILED),
+        source="callback",
     )
     assert fresh(w).status == Status.PAID
     assert_books_ok()
@@ -190,7 +194,9 @@ def test_step_up_code_is_bound_expires_and_cannot_be_replayed(merchant_alice, mo
     assert w.status == Status.AWAITING_VERIFICATION
     code = SmsMessage.objects.latest("created_at").text.split("验证码 ")[1][:6]
     with pytest.raises(DomainError) as exc:
-        withdrawal_verify(withdrawal_id=w.pk, merchant_id=merchant_alice.pk, code="000000" if code != "000000" else "111111")
+        withdrawal_verify(
+            withdrawal_id=w.pk, merchant_id=merchant_alice.pk, code="000000" if code != "000000" else "111111"
+        )
     assert exc.value.code == "verification_failed"
     withdrawal_verify(withdrawal_id=w.pk, merchant_id=merchant_alice.pk, code=code)
     assert fresh(w).status == Status.PAID
@@ -278,14 +284,26 @@ def test_failed_withdrawals_do_not_use_up_the_daily_count(merchant_alice):
 
 
 def test_idempotency_key_returns_the_same_withdrawal_and_refuses_a_different_body(merchant_alice):
-    a = withdrawal_submit(merchant_id=merchant_alice.pk, payout_account_id=merchant_alice.payout_accounts.first().pk,
-                          amount=10_000, idempotency_key="k-1")
-    b = withdrawal_submit(merchant_id=merchant_alice.pk, payout_account_id=merchant_alice.payout_accounts.first().pk,
-                          amount=10_000, idempotency_key="k-1")
+    a = withdrawal_submit(
+        merchant_id=merchant_alice.pk,
+        payout_account_id=merchant_alice.payout_accounts.first().pk,
+        amount=10_000,
+        idempotency_key="k-1",
+    )
+    b = withdrawal_submit(
+        merchant_id=merchant_alice.pk,
+        payout_account_id=merchant_alice.payout_accounts.first().pk,
+        amount=10_000,
+        idempotency_key="k-1",
+    )
     assert (a.created, b.created, a.withdrawal.pk) == (True, False, b.withdrawal.pk)
     with pytest.raises(DomainError) as exc:
-        withdrawal_submit(merchant_id=merchant_alice.pk, payout_account_id=merchant_alice.payout_accounts.first().pk,
-                          amount=20_000, idempotency_key="k-1")
+        withdrawal_submit(
+            merchant_id=merchant_alice.pk,
+            payout_account_id=merchant_alice.payout_accounts.first().pk,
+            amount=20_000,
+            idempotency_key="k-1",
+        )
     assert exc.value.code == "idempotency_key_reused"
     assert Withdrawal.objects.count() == 1
 

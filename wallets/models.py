@@ -61,9 +61,7 @@ class LedgerAccount(models.Model):
                 name="uniq_ledger_account",
             ),
             models.CheckConstraint(
-                condition=~Q(
-                    kind__in=["merchant_pending", "merchant_available", "merchant_held", "merchant_reserve"]
-                )
+                condition=~Q(kind__in=["merchant_pending", "merchant_available", "merchant_held", "merchant_reserve"])
                 | Q(balance__gte=0),
                 name="merchant_balances_non_negative",
             ),
@@ -93,9 +91,7 @@ class Transfer(models.Model):
     # Idempotency: one transfer per business reference (e.g. "sale:o_123", "withdrawal:42:hold").
     reference = models.CharField(max_length=128, unique=True)
     description = models.CharField(max_length=255, blank=True, default="")
-    reverses = models.OneToOneField(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by"
-    )
+    reverses = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by")
     # Sale settlements become available at this time (release_due moves them); null for others.
     available_at = models.DateTimeField(null=True, blank=True, db_index=True)
     released = models.BooleanField(default=False)

@@ -17,9 +17,7 @@ class WalletBalances:
 
 
 def wallet_balances(*, merchant_id: int, currency: str = "CNY") -> WalletBalances:
-    rows = dict(
-        LedgerAccount.objects.filter(merchant_id=merchant_id, currency=currency).values_list("kind", "balance")
-    )
+    rows = dict(LedgerAccount.objects.filter(merchant_id=merchant_id, currency=currency).values_list("kind", "balance"))
     return WalletBalances(
         currency=currency,
         pending=rows.get(LedgerAccount.Kind.MERCHANT_PENDING, 0),
@@ -56,4 +54,3 @@ def ledger_problems(*, limit: int = 50) -> list[str]:
     mixed = Entry.objects.exclude(currency=F("account__currency")).values_list("pk", flat=True)[:limit]
     problems.extend(f"entry {pk} has a currency different from its account" for pk in mixed)
     return problems[:limit]
-

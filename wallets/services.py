@@ -94,16 +94,29 @@ def ledger_transfer_post(
             if account.kind in LedgerAccount.MERCHANT_KINDS and new_balance < 0:
                 raise DomainError(
                     "insufficient_funds",
-                    details={"account": account.kind, "balance": account.balance, "needed": -account.normal_side * amount},
+                    details={
+                        "account": account.kind,
+                        "balance": account.balance,
+                        "needed": -account.normal_side * amount,
+                    },
                 )
             account.balance = new_balance
         transfer = Transfer.objects.create(
-            kind=kind, reference=reference, description=description, reverses=reverses, available_at=available_at
+            kind=kind,
+            reference=reference,
+            description=description,
+            reverses=reverses,
+            available_at=available_at,
         )
         from .models import Entry  # local: keeps the module's public surface small
 
         Entry.objects.bulk_create(
-            Entry(transfer=transfer, account=locked[leg.account.pk], amount=leg.amount, currency=leg.account.currency)
+            Entry(
+                transfer=transfer,
+                account=locked[leg.account.pk],
+                amount=leg.amount,
+                currency=leg.account.currency,
+            )
             for leg in legs
         )
         now = timezone.now()
@@ -162,9 +175,11 @@ def pending_release(*, transfer_id: int, merchant_id: int, reserve_required: int
         reserve = _merchant_account(merchant_id, Kind.MERCHANT_RESERVE)
         reserve.refresh_from_db(fields=["balance"])
         to_reserve = max(0, min(amount, reserve_required - reserve.balance))
-        legs = [Leg(pending, amount), Leg(available, -(amount - to_reserve))] if amount > to_reserve else [
-            Leg(pending, amount)
-        ]
+        legs = (
+            [Leg(pending, amount), Leg(available, -(amount - to_reserve))]
+            if amount > to_reserve
+            else [Leg(pending, amount)]
+        )
         if to_reserve:
             legs.append(Leg(reserve, -to_reserve))
         release = ledger_transfer_post(
@@ -279,8 +294,13 @@ def merchant_sale_settle(
             now=now,
         )
         risk_observe(
-            event={"type": "sale_credited", "ts": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                   "merchant": merchant.external_ref or str(merchant_id), "order": order_ref, "amount": amount,
-                   "buyer": buyer}
+            event={
+                "type": "sale_credited",
+                "ts": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "merchant": merchant.external_ref or str(merchant_id),
+                "order": order_ref,
+                "amount": amount,
+                "buyer": buyer,
+            }
         )
     return transfer

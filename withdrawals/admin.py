@@ -203,8 +203,8 @@ class WithdrawalAdmin(admin.ModelAdmin):
 class ReviewQueueAdmin(WithdrawalAdmin):
     """Only what waits for a reviewer, riskiest and longest-waiting first."""
 
-    list_filter = ("risk_outcome", "speed")
-    date_hierarchy = None
+    list_filter = ("risk_outcome", "speed")  # type: ignore[assignment]
+    date_hierarchy = None  # type: ignore[assignment]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (

@@ -91,11 +91,16 @@ class Withdrawal(models.Model):
             ),
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="withdrawal_amount_positive"),
             models.CheckConstraint(
-                condition=models.Q(fee__gte=0) & models.Q(net_amount__gt=0) & models.Q(amount=models.F("fee") + models.F("net_amount")),
+                condition=models.Q(fee__gte=0)
+                & models.Q(net_amount__gt=0)
+                & models.Q(amount=models.F("fee") + models.F("net_amount")),
                 name="withdrawal_amount_is_fee_plus_net",
             ),
         ]
-        indexes = [models.Index(fields=["merchant", "created_at"]), models.Index(fields=["status", "state_changed_at"])]
+        indexes = [
+            models.Index(fields=["merchant", "created_at"]),
+            models.Index(fields=["status", "state_changed_at"]),
+        ]
         permissions = [
             ("review_withdrawal", "Can approve or reject withdrawals"),
             ("resolve_withdrawal", "Can resolve unknown or stuck withdrawals"),
@@ -115,10 +120,18 @@ class Withdrawal(models.Model):
     @transition(field=status, source=Status.SUBMITTED, target=Status.AWAITING_VERIFICATION)
     def to_verification(self) -> None: ...
 
-    @transition(field=status, source=[Status.SUBMITTED, Status.PENDING_REVIEW, Status.AWAITING_VERIFICATION], target=Status.APPROVED)
+    @transition(
+        field=status,
+        source=[Status.SUBMITTED, Status.PENDING_REVIEW, Status.AWAITING_VERIFICATION],
+        target=Status.APPROVED,
+    )
     def approve(self) -> None: ...
 
-    @transition(field=status, source=[Status.SUBMITTED, Status.PENDING_REVIEW, Status.AWAITING_VERIFICATION], target=Status.REJECTED)
+    @transition(
+        field=status,
+        source=[Status.SUBMITTED, Status.PENDING_REVIEW, Status.AWAITING_VERIFICATION],
+        target=Status.REJECTED,
+    )
     def reject(self) -> None: ...
 
     @transition(field=status, source=CANCELLABLE_STATES, target=Status.CANCELLED)
@@ -141,7 +154,11 @@ class Withdrawal(models.Model):
     @transition(field=status, source=[Status.PROCESSING, Status.OUTCOME_UNKNOWN], target=Status.PAID)
     def mark_paid(self) -> None: ...
 
-    @transition(field=status, source=[Status.APPROVED, Status.PROCESSING, Status.OUTCOME_UNKNOWN], target=Status.FAILED)
+    @transition(
+        field=status,
+        source=[Status.APPROVED, Status.PROCESSING, Status.OUTCOME_UNKNOWN],
+        target=Status.FAILED,
+    )
     def mark_failed(self) -> None: ...
 
     @transition(field=status, source=Status.PAID, target=Status.REVERSED)
@@ -176,6 +193,9 @@ class WithdrawalApproval(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["withdrawal", "reviewer"], name="one_approval_per_reviewer")]
 
+    def __str__(self) -> str:
+        return f"{self.reviewer_id} approved {self.withdrawal_id}"
+
 
 class WithdrawalPolicy(models.Model):
     """Platform-wide fees and limits, edited in the admin with history. The newest active row applies."""
@@ -186,7 +206,9 @@ class WithdrawalPolicy(models.Model):
     max_per_withdrawal = models.BigIntegerField(default=10_000_000, help_text="fen")
     daily_amount_limit = models.BigIntegerField(default=20_000_000, help_text="fen per merchant per local day")
     daily_count_limit = models.PositiveIntegerField(default=20)
-    dual_approval_threshold = models.BigIntegerField(default=5_000_000, help_text="fen; at or above needs two approvers")
+    dual_approval_threshold = models.BigIntegerField(
+        default=5_000_000, help_text="fen; at or above needs two approvers"
+    )
     # Fees by speed tier: fixed + rate, clamped to [min, max]. Deducted from the amount.
     standard_fee_fixed = models.BigIntegerField(default=100)
     standard_fee_rate_bp = models.PositiveIntegerField(default=10)

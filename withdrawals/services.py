@@ -12,7 +12,7 @@ import json
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -27,8 +27,7 @@ from config.errors import DomainError
 from risk.contract import RiskDecision
 from risk.services import risk_assess_withdrawal
 from risk.stepup import stepup_issue, stepup_verify
-from wallets.services import hold_place, hold_post, hold_void, transfer_reverse
-from wallets.models import Transfer
+from wallets.services import hold_place, hold_void
 
 from .fees import ARRIVAL_TEXT, Quote, fee_for, policy_current
 from .models import Speed, Status, Withdrawal, WithdrawalApproval, WithdrawalEvent
@@ -59,8 +58,13 @@ def _record(
     data: dict[str, Any] | None = None,
 ) -> WithdrawalEvent:
     return WithdrawalEvent.objects.create(
-        withdrawal=w, actor=actor, actor_label=actor_label, from_status=from_status, to_status=w.status,
-        reason=reason[:255], data=data or {},
+        withdrawal=w,
+        actor=actor,
+        actor_label=actor_label,
+        from_status=from_status,
+        to_status=w.status,
+        reason=reason[:255],
+        data=data or {},
     )
 
 
@@ -92,13 +96,13 @@ def _notify(w: Withdrawal, kind: str, title: str, body: str = "") -> None:
 def _enqueue_payout(withdrawal_id: int, *, countdown: int = 0) -> None:
     from .tasks import payout_run
 
-    transaction.on_commit(lambda: payout_run.apply_async(args=[withdrawal_id], countdown=countdown))
+    transaction.on_commit(lambda: payout_run.apply_async(args=(withdrawal_id,), countdown=countdown))
 
 
 def _enqueue_query(withdrawal_id: int, *, countdown: int = 0) -> None:
     from .tasks import payout_query
 
-    transaction.on_commit(lambda: payout_query.apply_async(args=[withdrawal_id], countdown=countdown))
+    transaction.on_commit(lambda: payout_query.apply_async(args=(withdrawal_id,), countdown=countdown))
 
 
 def _hold_ref(w: Withdrawal) -> str:
@@ -143,9 +147,16 @@ def withdrawal_quote(*, amount: Any, speed: str, account_kind: str = PayoutAccou
     route = channel_route(account_kind=account_kind, amount=amount - fee, speed=speed) if amount > fee else None
     zh, en = ARRIVAL_TEXT[Speed(speed)]
     return Quote(
-        amount=amount, fee=fee, net_amount=amount - fee, speed=speed, currency=settings.PLATFORM_CURRENCY,
-        arrival_text=zh, arrival_text_en=en, channel_name=route.channel_name if route else "",
-        channel_code=route.channel_code if route else "", policy_id=policy.pk,
+        amount=amount,
+        fee=fee,
+        net_amount=amount - fee,
+        speed=speed,
+        currency=settings.PLATFORM_CURRENCY,
+        arrival_text=zh,
+        arrival_text_en=en,
+        channel_name=route.channel_name if route else "",
+        channel_code=route.channel_code if route else "",
+        policy_id=policy.pk,
     )
 
 
@@ -186,7 +197,9 @@ def withdrawal_submit(
     fingerprint = _fingerprint({"amount": amount, "payout_account": payout_account_id, "speed": speed})
 
     with transaction.atomic(durable=True):
-        merchant = Merchant.objects.select_for_update(no_key=True).get(pk=merchant_id)  # serialises one merchant's submits
+        merchant = Merchant.objects.select_for_update(no_key=True).get(
+            pk=merchant_id
+        )  # serialises one merchant's submits
         if idempotency_key:
             existing = Withdrawal.objects.filter(merchant=merchant, idempotency_key=idempotency_key).first()
             if existing is not None:
@@ -209,7 +222,9 @@ def withdrawal_submit(
         if amount <= fee:
             raise DomainError("amount_not_above_fee", details={"fee": fee})
         if amount > policy.max_per_withdrawal:
-            raise DomainError("limit_exceeded", details={"limit": "per_withdrawal", "maximum": policy.max_per_withdrawal})
+            raise DomainError(
+                "limit_exceeded", details={"limit": "per_withdrawal", "maximum": policy.max_per_withdrawal}
+            )
         today = Withdrawal.objects.filter(COUNTED_FOR_LIMITS, merchant=merchant, created_at__gte=_local_day_start(now))
         usage = today.aggregate(total=Sum("amount"), count=Count("pk"))
         if (usage["count"] or 0) + 1 > policy.daily_count_limit:
@@ -217,29 +232,60 @@ def withdrawal_submit(
         if (usage["total"] or 0) + amount > policy.daily_amount_limit:
             raise DomainError(
                 "limit_exceeded",
-                details={"limit": "daily_amount", "maximum": policy.daily_amount_limit, "used": usage["total"] or 0},
+                details={
+                    "limit": "daily_amount",
+                    "maximum": policy.daily_amount_limit,
+                    "used": usage["total"] or 0,
+                },
             )
 
         zh, en = ARRIVAL_TEXT[Speed(speed)]
         w = Withdrawal.objects.create(
-            merchant=merchant, payout_account=account, order_no=_new_order_no(now), amount=amount, fee=fee,
-            net_amount=amount - fee, currency=settings.PLATFORM_CURRENCY, speed=speed,
-            idempotency_key=idempotency_key, request_fingerprint=fingerprint, source=source,
-            client_ip=ip or None, device_id=device[:128],
+            merchant=merchant,
+            payout_account=account,
+            order_no=_new_order_no(now),
+            amount=amount,
+            fee=fee,
+            net_amount=amount - fee,
+            currency=settings.PLATFORM_CURRENCY,
+            speed=speed,
+            idempotency_key=idempotency_key,
+            request_fingerprint=fingerprint,
+            source=source,
+            client_ip=ip or None,
+            device_id=device[:128],
             required_approvals=2 if amount >= policy.dual_approval_threshold else 1,
-            quote={"fee": fee, "net_amount": amount - fee, "arrival_text": zh, "arrival_text_en": en,
-                   "policy_id": policy.pk, "quoted_fee": expected_fee},
+            quote={
+                "fee": fee,
+                "net_amount": amount - fee,
+                "arrival_text": zh,
+                "arrival_text_en": en,
+                "policy_id": policy.pk,
+                "quoted_fee": expected_fee,
+            },
         )
         hold_place(merchant_id=merchant.pk, amount=amount, reference=_hold_ref(w))
         actor_label = "merchant" if source == "web" else source
-        _record(w, from_status="", actor=actor, actor_label=actor_label, reason="申请成功",
-                data={"amount": amount, "fee": fee, "speed": speed})
+        _record(
+            w,
+            from_status="",
+            actor=actor,
+            actor_label=actor_label,
+            reason="申请成功",
+            data={"amount": amount, "fee": fee, "speed": speed},
+        )
 
         decision = risk_assess_withdrawal(
             event={
-                "type": "withdrawal_requested", "ts": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "merchant": merchant.external_ref or str(merchant.pk), "withdrawal": external_id or str(w.pk),
-                "amount": amount, "card": account.account_number, "speed": speed, "ip": ip, "device": device,
+                "type": "withdrawal_requested",
+                "ts": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "merchant": merchant.external_ref or str(merchant.pk),
+                "withdrawal": external_id or str(w.pk),
+                "amount": amount,
+                "card": account.account_number,
+                "speed": speed,
+                "ip": ip,
+                "device": device,
             }
         )
         _apply_risk(w, decision, actor=actor)
@@ -302,7 +348,9 @@ def withdrawal_resend_code(*, withdrawal_id: int, merchant_id: int) -> None:
     stepup_issue(subject=f"withdrawal:{w.pk}", merchant_id=merchant_id, phone=kyc.phone)
 
 
-def withdrawal_cancel(*, withdrawal_id: int, merchant_id: int, actor: User | None = None, actor_label: str = "merchant") -> Withdrawal:
+def withdrawal_cancel(
+    *, withdrawal_id: int, merchant_id: int, actor: User | None = None, actor_label: str = "merchant"
+) -> Withdrawal:
     with transaction.atomic(durable=True):
         w = _lock(withdrawal_id)
         if w.merchant_id != merchant_id:
@@ -332,11 +380,22 @@ def withdrawal_approve(*, withdrawal_id: int, reviewer: User, note: str = "") ->
         WithdrawalApproval.objects.create(withdrawal=w, reviewer=reviewer, note=note[:255])
         given = w.approvals.count()
         if given < w.required_approvals:
-            _record(w, from_status=w.status, actor=reviewer, actor_label="reviewer",
-                    reason=f"第 {given}/{w.required_approvals} 位审核员通过" + (f"：{note}" if note else ""))
+            _record(
+                w,
+                from_status=w.status,
+                actor=reviewer,
+                actor_label="reviewer",
+                reason=f"第 {given}/{w.required_approvals} 位审核员通过" + (f"：{note}" if note else ""),
+            )
             return w
-        _move(w, "approve", actor=reviewer, actor_label="reviewer", reason=note or "人工审核通过",
-              data={"approvals": given})
+        _move(
+            w,
+            "approve",
+            actor=reviewer,
+            actor_label="reviewer",
+            reason=note or "人工审核通过",
+            data={"approvals": given},
+        )
         _enqueue_payout(w.pk)
     return w
 
@@ -351,8 +410,14 @@ def withdrawal_reject(*, withdrawal_id: int, reviewer: User, reason: str) -> Wit
         if w.status not in (Status.PENDING_REVIEW, Status.AWAITING_VERIFICATION):
             raise DomainError("invalid_state", details={"status": w.status})
         w.failure_code, w.failure_detail = "rejected_by_review", reason[:255]
-        _move(w, "reject", actor=reviewer, actor_label="reviewer", reason=reason,
-              extra_fields=("failure_code", "failure_detail"))
+        _move(
+            w,
+            "reject",
+            actor=reviewer,
+            actor_label="reviewer",
+            reason=reason,
+            extra_fields=("failure_code", "failure_detail"),
+        )
         _release_hold(w)
         _notify(w, "withdrawal_rejected", "提现申请被驳回", f"原因：{reason}。资金已全额退回可提现余额。")
     return w

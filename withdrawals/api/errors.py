@@ -31,14 +31,14 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, exceptions.PermissionDenied):
         return error_response("permission_denied", status_code=403)
     if isinstance(exc, exceptions.Throttled):
-        return error_response("rate_limited", status_code=429, details={"retry_after": exc.wait})
+        return error_response("rate_limited", status_code=429, details={"retry_after": getattr(exc, "wait", None)})
     if isinstance(exc, exceptions.ParseError | exceptions.UnsupportedMediaType):
         return error_response("invalid_request", status_code=400, details={"body": str(exc.detail)})
     if isinstance(exc, exceptions.ValidationError):
         return error_response("invalid_request", status_code=400, details=exc.detail)
     if isinstance(exc, exceptions.MethodNotAllowed):
         return error_response("invalid_request", status_code=405, details={"method": str(exc.detail)})
-    response = exception_handler(exc, context)
-    if response is not None:
-        return error_response("invalid_request", status_code=response.status_code, details=response.data)
+    fallback = exception_handler(exc, context)
+    if fallback is not None:
+        return error_response("invalid_request", status_code=fallback.status_code, details=fallback.data)
     return None

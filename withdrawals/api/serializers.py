@@ -49,8 +49,23 @@ class WithdrawalSerializer(serializers.ModelSerializer):
     class Meta:
         model = Withdrawal
         fields = [
-            "id", "order_no", "status", "amount", "fee", "net_amount", "currency", "speed", "payout_account",
-            "channel", "failure_code", "failure_reason", "risk", "created_at", "updated_at", "paid_at", "events",
+            "id",
+            "order_no",
+            "status",
+            "amount",
+            "fee",
+            "net_amount",
+            "currency",
+            "speed",
+            "payout_account",
+            "channel",
+            "failure_code",
+            "failure_reason",
+            "risk",
+            "created_at",
+            "updated_at",
+            "paid_at",
+            "events",
         ]
 
     def get_failure_reason(self, w: Withdrawal) -> str:
@@ -70,6 +85,12 @@ class WithdrawalSerializer(serializers.ModelSerializer):
         if not self.context.get("with_events"):
             return []
         return [
-            {"from": e.from_status, "to": e.to_status, "reason": e.reason, "actor": e.actor_label, "at": e.created_at}
+            {
+                "from": e.from_status,
+                "to": e.to_status,
+                "reason": e.reason,
+                "actor": e.actor_label,
+                "at": e.created_at,
+            }
             for e in w.events.all()
         ]

@@ -7,6 +7,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api_auth import ApiClient
+from accounts.models import Merchant
 from config.errors import DomainError
 from wallets.selectors import wallet_balances
 from withdrawals.models import Withdrawal
@@ -17,21 +19,34 @@ from .serializers import WithdrawalCreateSerializer, WithdrawalSerializer
 MAX_PAGE = 100
 
 
+def _merchant(request: Request) -> Merchant:
+    client = request.user
+    if not isinstance(client, ApiClient):  # the permission class already refused anything else
+        raise DomainError("authentication_failed")
+    return client.merchant
+
+
 def _client_ip(request: Request) -> str:
     return request.META.get("REMOTE_ADDR", "")
 
 
 class WalletView(APIView):
     def get(self, request: Request) -> Response:
-        b = wallet_balances(merchant_id=request.user.merchant.pk)
+        b = wallet_balances(merchant_id=_merchant(request).pk)
         return Response(
-            {"currency": b.currency, "available": b.available, "held": b.held, "pending": b.pending, "reserve": b.reserve}
+            {
+                "currency": b.currency,
+                "available": b.available,
+                "held": b.held,
+                "pending": b.pending,
+                "reserve": b.reserve,
+            }
         )
 
 
 class WithdrawalListView(APIView):
     def get(self, request: Request) -> Response:
-        qs = Withdrawal.objects.filter(merchant=request.user.merchant).order_by("-created_at", "-pk")
+        qs = Withdrawal.objects.filter(merchant=_merchant(request)).order_by("-created_at", "-pk")
         if status_filter := request.query_params.get("status"):
             qs = qs.filter(status=status_filter)
         try:
@@ -53,9 +68,15 @@ class WithdrawalListView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         result = withdrawal_submit(
-            merchant_id=request.user.merchant.pk, payout_account_id=data["payout_account"], amount=data["amount"],
-            speed=data["speed"], idempotency_key=key, expected_fee=data.get("expected_fee"), source="api",
-            ip=_client_ip(request), device=data.get("device", ""),
+            merchant_id=_merchant(request).pk,
+            payout_account_id=data["payout_account"],
+            amount=data["amount"],
+            speed=data["speed"],
+            idempotency_key=key,
+            expected_fee=data.get("expected_fee"),
+            source="api",
+            ip=_client_ip(request),
+            device=data.get("device", ""),
         )
         body = WithdrawalSerializer(result.withdrawal, context={"with_events": True}).data
         # 201 for a new withdrawal; a replay of the same key answers 200 with the same withdrawal.
@@ -64,7 +85,7 @@ class WithdrawalListView(APIView):
 
 class WithdrawalDetailView(APIView):
     def get(self, request: Request, pk: int) -> Response:
-        w = Withdrawal.objects.filter(pk=pk, merchant=request.user.merchant).first()
+        w = Withdrawal.objects.filter(pk=pk, merchant=_merchant(request)).first()
         if w is None:
             raise DomainError("not_found")
         return Response(WithdrawalSerializer(w, context={"with_events": True}).data)
@@ -72,7 +93,7 @@ class WithdrawalDetailView(APIView):
 
 class WithdrawalCancelView(APIView):
     def post(self, request: Request, pk: int) -> Response:
-        if not Withdrawal.objects.filter(pk=pk, merchant=request.user.merchant).exists():
+        if not Withdrawal.objects.filter(pk=pk, merchant=_merchant(request)).exists():
             raise DomainError("not_found")
-        w = withdrawal_cancel(withdrawal_id=pk, merchant_id=request.user.merchant.pk, actor_label="api")
+        w = withdrawal_cancel(withdrawal_id=pk, merchant_id=_merchant(request).pk, actor_label="api")
         return Response(WithdrawalSerializer(w, context={"with_events": True}).data)

@@ -29,13 +29,20 @@ class Command(BaseCommand):
             raise CommandError("--credit must be >= 0")
         try:
             reg = merchant_register(
-                name=o["name"], category=o["category"], real_name=o["real_name"], id_number=o["id_number"],
-                phone=o["phone"], username=o["username"], password=o["password"],
+                name=o["name"],
+                category=o["category"],
+                real_name=o["real_name"],
+                id_number=o["id_number"],
+                phone=o["phone"],
+                username=o["username"],
+                password=o["password"],
             )
             merchant = reg.merchant
             kyc_verify(merchant=merchant)
             account = payout_account_add(
-                merchant=merchant, account_number=make_card_number(seed=merchant.pk), holder_name=o["real_name"],
+                merchant=merchant,
+                account_number=make_card_number(seed=merchant.pk),
+                holder_name=o["real_name"],
                 bank_code="ICBC",
             )
             if o["credit"]:

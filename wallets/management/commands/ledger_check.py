@@ -16,4 +16,6 @@ class Command(BaseCommand):
             for p in problems:
                 self.stderr.write(f"LEDGER PROBLEM: {p}")
             raise CommandError(f"{len(problems)} ledger invariant(s) broken")
-        self.stdout.write(self.style.SUCCESS("ledger ok: every transfer sums to zero, balances match entries, none negative"))
+        self.stdout.write(
+            self.style.SUCCESS("ledger ok: every transfer sums to zero, balances match entries, none negative")
+        )
