@@ -143,7 +143,10 @@ def test_card_name_mismatch_and_limits(alice_api, merchant_alice):
     )
 
 
-def test_cancel_and_failed_reason(alice_api, merchant_alice):
+def test_cancel_and_failed_reason(alice_api, merchant_alice, monkeypatch):
+    from risk.contract import RiskDecision
+
+    monkeypatch.setattr("withdrawals.services.risk_assess_withdrawal", lambda event: RiskDecision("review", 50))
     big = post(alice_api, {"amount": 2_500_000, "payout_account": account_id(merchant_alice)}).json()
     assert big["status"] == "pending_review"
     cancelled = alice_api.post(f"/api/v1/withdrawals/{big['id']}/cancel")

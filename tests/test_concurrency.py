@@ -92,8 +92,11 @@ def test_the_same_idempotency_key_concurrently_makes_one_withdrawal(sandbox_chan
     call_command("ledger_check")
 
 
-def test_concurrent_review_decisions_apply_once(sandbox_channel, reviewer_bob, reviewer_carol):
+def test_concurrent_review_decisions_apply_once(sandbox_channel, reviewer_bob, reviewer_carol, monkeypatch):
+    from risk.contract import RiskDecision
     from withdrawals.services import withdrawal_approve, withdrawal_reject
+
+    monkeypatch.setattr("withdrawals.services.risk_assess_withdrawal", lambda event: RiskDecision("review", 50))
 
     merchant = MerchantFactory(credit=5_000_000)
     account = merchant.payout_accounts.get(is_default=True)

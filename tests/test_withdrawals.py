@@ -138,7 +138,17 @@ def test_a_callback_never_moves_a_final_withdrawal_backwards(merchant_alice):
     assert_books_ok()
 
 
-def test_large_amount_goes_to_review_and_needs_two_different_approvers(merchant_alice, reviewer_bob, reviewer_carol):
+def send_to_review(monkeypatch):
+    monkeypatch.setattr(
+        "withdrawals.services.risk_assess_withdrawal",
+        lambda event: RiskDecision(outcome="review", score=50, reasons=["test_review"]),
+    )
+
+
+def test_large_amount_in_review_needs_two_different_approvers(
+    merchant_alice, reviewer_bob, reviewer_carol, monkeypatch
+):
+    send_to_review(monkeypatch)
     policy = policy_current()
     amount = policy.dual_approval_threshold
     w = fresh(submit(merchant_alice, amount=amount))
@@ -153,8 +163,9 @@ def test_large_amount_goes_to_review_and_needs_two_different_approvers(merchant_
     assert_books_ok()
 
 
-def test_reject_returns_the_whole_amount_fee_included(merchant_alice, reviewer_bob):
-    w = fresh(submit(merchant_alice, amount=2_500_000))  # above the review amount, below dual approval
+def test_reject_returns_the_whole_amount_fee_included(merchant_alice, reviewer_bob, monkeypatch):
+    send_to_review(monkeypatch)
+    w = fresh(submit(merchant_alice, amount=2_500_000))
     assert w.status == Status.PENDING_REVIEW
     with pytest.raises(DomainError):
         withdrawal_reject(withdrawal_id=w.pk, reviewer=reviewer_bob, reason="  ")
@@ -165,7 +176,8 @@ def test_reject_returns_the_whole_amount_fee_included(merchant_alice, reviewer_b
     assert_books_ok()
 
 
-def test_only_reviewers_can_review(merchant_alice, django_user_model):
+def test_only_reviewers_can_review(merchant_alice, django_user_model, monkeypatch):
+    send_to_review(monkeypatch)
     w = fresh(submit(merchant_alice, amount=2_500_000))
     nobody = django_user_model.objects.create_user("nobody", password="x")
     with pytest.raises(DomainError) as exc:
@@ -173,7 +185,8 @@ def test_only_reviewers_can_review(merchant_alice, django_user_model):
     assert exc.value.code == "permission_denied"
 
 
-def test_merchant_can_cancel_while_waiting_for_review(merchant_alice, merchant_mallory):
+def test_merchant_can_cancel_while_waiting_for_review(merchant_alice, merchant_mallory, monkeypatch):
+    send_to_review(monkeypatch)
     w = fresh(submit(merchant_alice, amount=2_500_000))
     with pytest.raises(DomainError):
         withdrawal_cancel(withdrawal_id=w.pk, merchant_id=merchant_mallory.pk)
@@ -320,3 +333,11 @@ def test_someone_elses_payout_account_is_refused(merchant_alice, merchant_mallor
     with pytest.raises(DomainError) as exc:
         submit(merchant_alice, merchant_mallory.payout_accounts.first())
     assert exc.value.code == "payout_account_invalid"
+
+
+def test_a_large_amount_risk_allows_is_paid_without_review(merchant_alice, monkeypatch):
+    monkeypatch.setattr(
+        "withdrawals.services.risk_assess_withdrawal", lambda event: RiskDecision(outcome="allow", score=0)
+    )
+    w = fresh(submit(merchant_alice, amount=policy_current().dual_approval_threshold))
+    assert (w.status, w.required_approvals) == (Status.PAID, 2)

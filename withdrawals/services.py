@@ -304,9 +304,8 @@ def _apply_risk(w: Withdrawal, decision: RiskDecision, *, actor: User | None) ->
         _move(w, "reject", actor_label="risk", reason="风控拦截", data=data, extra_fields=("failure_code",))
         _release_hold(w)
         _notify(w, "withdrawal_rejected", "提现未通过风控审核", "资金已退回可提现余额。如有疑问请提交工单。")
-    elif decision.outcome == "review" or (decision.outcome == "allow" and w.required_approvals > 1):
-        reason = "风控转人工审核" if decision.outcome == "review" else "大额提现需人工复核"
-        _move(w, "to_review", actor_label="risk", reason=reason, data=data)
+    elif decision.outcome == "review":
+        _move(w, "to_review", actor_label="risk", reason="风控转人工审核", data=data)
     elif decision.outcome == "step_up":
         _move(w, "to_verification", actor_label="risk", reason="需要短信验证", data=data)
         kyc = KycRecord.objects.get(merchant_id=w.merchant_id)
@@ -330,11 +329,8 @@ def withdrawal_verify(*, withdrawal_id: int, merchant_id: int, code: str, actor:
         w = _lock(withdrawal_id)
         if w.status != Status.AWAITING_VERIFICATION:
             raise DomainError("invalid_state", details={"status": w.status})
-        if w.required_approvals > 1:
-            _move(w, "to_review", actor=actor, actor_label="merchant", reason="短信验证通过，待人工复核")
-        else:
-            _move(w, "approve", actor=actor, actor_label="merchant", reason="短信验证通过")
-            _enqueue_payout(w.pk)
+        _move(w, "approve", actor=actor, actor_label="merchant", reason="短信验证通过")
+        _enqueue_payout(w.pk)
     return w
 
 
