@@ -47,6 +47,11 @@ class Merchant(models.Model):
     def __str__(self) -> str:
         return f"{self.name} (#{self.pk})"
 
+    @property
+    def risk_subject(self) -> str:
+        """How risk events name this merchant: the id it came with (replayed history) or our own id."""
+        return self.external_ref or str(self.pk)
+
 
 class KycRecord(models.Model):
     class Status(models.TextChoices):

@@ -1,37 +1,83 @@
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 from stdnum import luhn
-from stdnum.cn import ric
 from stdnum.exceptions import ValidationError as StdnumError
 
 from config.errors import DomainError
+from risk.engine.identity import id_number_valid, normalise_name
 from risk.services import risk_observe
 from wallets.services import wallet_open
 
 from .models import ApiKey, KycRecord, Merchant, PayoutAccount, User
 
 
-def normalize_name(name: str) -> str:
-    """Names compare without spaces (ASCII or full-width) and in NFKC form: '张 三' is '张三'."""
-    return "".join(ch for ch in unicodedata.normalize("NFKC", name) if not ch.isspace())
+# Province-level codes of GB/T 2260. County codes change every year, so only the province is checked: a stale
+# county table would refuse real people.
+PROVINCE_CODES = frozenset(
+    {
+        11,
+        12,
+        13,
+        14,
+        15,
+        21,
+        22,
+        23,
+        31,
+        32,
+        33,
+        34,
+        35,
+        36,
+        37,
+        41,
+        42,
+        43,
+        44,
+        45,
+        46,
+        50,
+        51,
+        52,
+        53,
+        54,
+        61,
+        62,
+        63,
+        64,
+        65,
+        71,
+        81,
+        82,
+    }
+)
 
 
 def names_match(a: str, b: str) -> bool:
-    return bool(a) and normalize_name(a) == normalize_name(b)
+    """Names compare without spaces (ASCII or full-width) and in NFKC form: '张 三' is '张三'."""
+    return bool(normalise_name(a)) and normalise_name(a) == normalise_name(b)
 
 
 def id_number_validate(id_number: str) -> str:
-    """A resident identity number (GB 11643-1999) with a valid check character and birth date."""
+    """A resident identity number (GB 11643-1999): check character, a real birth date, a known province."""
+    value = (id_number or "").strip().upper()
+    if not id_number_valid(value):
+        raise DomainError("invalid_id_number", details={"id_number": "wrong length or check character"})
+    if int(value[:2]) not in PROVINCE_CODES:
+        raise DomainError("invalid_id_number", details={"id_number": "unknown region"})
     try:
-        return str(ric.validate(id_number.strip().upper()))
-    except StdnumError:
-        raise DomainError("invalid_id_number", details={"id_number": "failed the check digit or birth date"})
+        birth = date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+    except ValueError:
+        raise DomainError("invalid_id_number", details={"id_number": "not a real birth date"})
+    if not date(1900, 1, 1) <= birth <= timezone.localdate():
+        raise DomainError("invalid_id_number", details={"id_number": "birth date out of range"})
+    return value
 
 
 def card_number_validate(number: str) -> str:
@@ -49,7 +95,7 @@ def _event(merchant: Merchant, type_: str, **fields: Any) -> dict[str, Any]:
     return {
         "type": type_,
         "ts": ts.strftime("%Y-%m-%dT%H:%M:%SZ") if hasattr(ts, "strftime") else ts,
-        "merchant": str(merchant.pk),
+        "merchant": merchant.risk_subject,
         **fields,
     }
 

@@ -36,3 +36,39 @@ class SmsMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.phone}: {self.text}"
+
+
+class RiskState(models.Model):
+    """The risk engine's memory: one small JSON row per (kind, key) — merchant, device, IP, /24, card, buyer,
+    phone, identity number, withdrawal. Bounded by the engine, so decisions read a handful of rows."""
+
+    kind = models.CharField(max_length=16)
+    key = models.CharField(max_length=128)
+    data = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["kind", "key"], name="uniq_risk_state")]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.key}"
+
+
+class RiskLabel(models.Model):
+    """A labelled outcome for training: confirmed fraud, a reviewer's decision, a cleared withdrawal."""
+
+    class Source(models.TextChoices):
+        FRAUD_CONFIRMED = "fraud_confirmed", "确认欺诈"
+        REVIEW_REJECTED = "review_rejected", "审核驳回"
+        REVIEW_APPROVED = "review_approved", "审核通过"
+        SETTLED_CLEAN = "settled_clean", "到账无异常"
+
+    withdrawal_ref = models.CharField(max_length=64, db_index=True, help_text="the withdrawal id risk saw")
+    merchant_ref = models.CharField(max_length=64, blank=True, default="")
+    fraud = models.BooleanField()
+    source = models.CharField(max_length=20, choices=Source.choices)
+    features = models.JSONField(default=dict, blank=True, help_text="feature values at decision time")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.withdrawal_ref} fraud={self.fraud} ({self.source})"

@@ -1,43 +1,45 @@
-"""Risk services: observe events, decide on withdrawals.
+"""Risk services: observe events, decide on withdrawals, take feedback.
 
-Foundation rule set: stateless rules over the withdrawal event. The risk issue replaces the internals with
-the feature/rule/model engine; the two signatures stay.
+The decision code is ``risk.engine`` (features → rules as data + a learned score → allow / step_up / review /
+block, with an explanation); here it runs over the RiskState table, inside the caller's transaction, so the
+live path and the replay command use exactly the same code.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
-from django.conf import settings
+from .contract import RiskDecision
+from .engine import RiskEngine
+from .models import RiskLabel
+from .store import DbStore
 
-from .contract import OUTCOME_ORDER, RiskDecision
 
-REVIEW_AMOUNT_FEN = 2_000_000  # 20,000 yuan
+@lru_cache(maxsize=1)
+def _engine() -> RiskEngine:
+    return RiskEngine(DbStore())
+
+
+def risk_engine_reset() -> None:
+    """Forget the cached engine (after activating another rule set or model version)."""
+    _engine.cache_clear()
 
 
 def risk_observe(*, event: dict[str, Any]) -> None:
-    """Record a non-withdrawal event (login, card bound, sale credited, ...)."""
-    return None
+    """Record a non-withdrawal event (registration, login, phone change, card bound, sale credited)."""
+    _engine().observe(event)
 
 
 def risk_assess_withdrawal(*, event: dict[str, Any]) -> RiskDecision:
-    amount = int(event["amount"])
-    hits: list[tuple[str, str, float]] = []
-    if amount >= settings.LARGE_VALUE_THRESHOLD_FEN:
-        hits.append(("large_value", "review", 60.0))
-    elif amount >= REVIEW_AMOUNT_FEN:
-        hits.append(("high_amount", "review", 40.0))
-    outcome = "allow"
-    for _code, forced, _score in hits:
-        if OUTCOME_ORDER[forced] > OUTCOME_ORDER[outcome]:
-            outcome = forced
-    return RiskDecision(
-        outcome=outcome,  # type: ignore[arg-type]
-        score=sum(s for *_x, s in hits),
-        reasons=[c for c, *_x in hits],
-        explanation={
-            "version": "foundation-1",
-            "rules": [c for c, *_x in hits],
-            "features": {"amount": amount},
-        },
+    """Decide on a withdrawal request and remember it."""
+    return _engine().decide(event)
+
+
+def risk_feedback(*, withdrawal_ref: str, merchant_ref: str, ts: str) -> None:
+    """Confirmed fraud on an earlier withdrawal: the engine lists what the fraudster used and links sharers;
+    the label feeds the next model training."""
+    _engine().feedback({"type": "fraud_confirmed", "ts": ts, "merchant": merchant_ref, "withdrawal": withdrawal_ref})
+    RiskLabel.objects.create(
+        withdrawal_ref=withdrawal_ref, merchant_ref=merchant_ref, fraud=True, source=RiskLabel.Source.FRAUD_CONFIRMED
     )

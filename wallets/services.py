@@ -297,7 +297,7 @@ def merchant_sale_settle(
             event={
                 "type": "sale_credited",
                 "ts": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "merchant": merchant.external_ref or str(merchant_id),
+                "merchant": merchant.risk_subject,
                 "order": order_ref,
                 "amount": amount,
                 "buyer": buyer,

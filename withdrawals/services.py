@@ -181,11 +181,13 @@ def withdrawal_submit(
     device: str = "",
     now: datetime | None = None,
     external_id: str = "",
+    start_payout: bool = True,
 ) -> SubmitResult:
     """Validate, quote, check KYC / card name / limits, hold the funds, ask risk, commit, then enqueue.
 
     Idempotent by ``idempotency_key``: the same key with the same request returns the first withdrawal; with a
-    different request it is refused (idempotency_key_reused). Nothing is written when any check fails."""
+    different request it is refused (idempotency_key_reused). Nothing is written when any check fails.
+    ``start_payout=False`` (the replay of historical events) decides but never pays."""
     now = now or timezone.now()
     amount = amount_validate(amount)
     if speed not in Speed.values:
@@ -279,7 +281,7 @@ def withdrawal_submit(
             event={
                 "type": "withdrawal_requested",
                 "ts": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "merchant": merchant.external_ref or str(merchant.pk),
+                "merchant": merchant.risk_subject,
                 "withdrawal": external_id or str(w.pk),
                 "amount": amount,
                 "card": account.account_number,
@@ -288,11 +290,11 @@ def withdrawal_submit(
                 "device": device,
             }
         )
-        _apply_risk(w, decision, actor=actor)
+        _apply_risk(w, decision, actor=actor, start_payout=start_payout)
     return SubmitResult(w, created=True)
 
 
-def _apply_risk(w: Withdrawal, decision: RiskDecision, *, actor: User | None) -> None:
+def _apply_risk(w: Withdrawal, decision: RiskDecision, *, actor: User | None, start_payout: bool = True) -> None:
     w.risk_outcome = decision.outcome
     w.risk_score = decision.score
     w.risk_reasons = decision.reasons
@@ -313,7 +315,8 @@ def _apply_risk(w: Withdrawal, decision: RiskDecision, *, actor: User | None) ->
         _notify(w, "withdrawal_verify", "请完成短信验证", "验证码已发送到您的手机，验证后即出款。")
     else:
         _move(w, "approve", actor_label="risk", reason="自动审核通过", data=data)
-        _enqueue_payout(w.pk)
+        if start_payout:
+            _enqueue_payout(w.pk)
 
 
 # --- merchant actions -------------------------------------------------------------------------------------

@@ -1,0 +1,456 @@
+"""Rules as data.
+
+A rule is a code, a description, a condition over features, a score to add and optionally an outcome it forces
+at least. Conditions are JSON-like trees::
+
+    {"feature": "card_age_h", "op": "<", "value": 24}
+    {"all": [cond, ...]}    {"any": [cond, ...]}    {"not": cond}
+
+A :class:`RuleSet` is a versioned list of rules plus the thresholds mapping the total score to an outcome.
+``ruleset_from_dict``/``RuleSet.to_dict`` round-trip it through JSON, so rule sets can be stored, diffed
+and shadow-tested. :func:`evaluate` applies one rule set; :func:`evaluate_shadow` applies a live and a shadow
+set to the same features and returns both results.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from risk.contract import OUTCOME_ORDER, Outcome
+
+OPS: dict[str, Callable[[float, Any], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "in": lambda a, b: a in b,
+}
+
+Condition = Mapping[str, Any]
+
+
+def check_condition(cond: Condition) -> None:
+    """Raise ValueError if ``cond`` is not a well-formed condition tree."""
+    if "all" in cond or "any" in cond:
+        items = cond.get("all", cond.get("any"))
+        if not isinstance(items, list | tuple) or not items:
+            raise ValueError(f"empty or non-list all/any: {cond!r}")
+        for item in items:
+            check_condition(item)
+    elif "not" in cond:
+        check_condition(cond["not"])
+    else:
+        if cond.get("op") not in OPS or not isinstance(cond.get("feature"), str) or "value" not in cond:
+            raise ValueError(f"bad condition: {cond!r}")
+
+
+def holds(cond: Condition, features: Mapping[str, float]) -> bool:
+    """Evaluate a condition tree. A missing feature makes a leaf false."""
+    if "all" in cond:
+        return all(holds(c, features) for c in cond["all"])
+    if "any" in cond:
+        return any(holds(c, features) for c in cond["any"])
+    if "not" in cond:
+        return not holds(cond["not"], features)
+    value = features.get(cond["feature"])
+    if value is None:
+        return False
+    return OPS[cond["op"]](value, cond["value"])
+
+
+def condition_features(cond: Condition) -> list[str]:
+    """Names of the features a condition reads, in order of appearance."""
+    if "all" in cond or "any" in cond:
+        return [name for c in cond.get("all", cond.get("any")) for name in condition_features(c)]
+    if "not" in cond:
+        return condition_features(cond["not"])
+    return [cond["feature"]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    description: str
+    when: Condition
+    score: float = 0.0
+    outcome: Outcome | None = None  # the least outcome this rule forces when it hits
+
+    def __post_init__(self) -> None:
+        check_condition(self.when)
+        if self.outcome is not None and self.outcome not in OUTCOME_ORDER:
+            raise ValueError(f"{self.code}: unknown outcome {self.outcome!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"code": self.code, "description": self.description, "when": self.when}
+        if self.score:
+            data["score"] = self.score
+        if self.outcome:
+            data["outcome"] = self.outcome
+        return data
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    version: str
+    rules: tuple[Rule, ...]
+    # Minimum total score for each intercepting outcome.
+    thresholds: Mapping[str, float] = field(default_factory=lambda: {"step_up": 40.0, "review": 70.0, "block": 120.0})
+
+    def __post_init__(self) -> None:
+        codes = [r.code for r in self.rules]
+        if len(codes) != len(set(codes)):
+            raise ValueError("duplicate rule codes")
+        unknown = set(self.thresholds) - {"step_up", "review", "block"}
+        if unknown:
+            raise ValueError(f"unknown threshold outcomes: {sorted(unknown)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "thresholds": dict(self.thresholds),
+            "rules": [r.to_dict() for r in self.rules],
+        }
+
+    def features(self) -> list[str]:
+        return sorted({name for r in self.rules for name in condition_features(r.when)})
+
+
+def ruleset_from_dict(data: Mapping[str, Any]) -> RuleSet:
+    return RuleSet(
+        version=str(data["version"]),
+        rules=tuple(
+            Rule(
+                code=r["code"],
+                description=r.get("description", ""),
+                when=r["when"],
+                score=float(r.get("score", 0.0)),
+                outcome=r.get("outcome"),
+            )
+            for r in data["rules"]
+        ),
+        thresholds=dict(data.get("thresholds") or {"step_up": 40.0, "review": 70.0, "block": 120.0}),
+    )
+
+
+@dataclass(frozen=True)
+class RuleHit:
+    code: str
+    score: float
+    outcome: Outcome | None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    version: str
+    outcome: Outcome
+    score: float
+    hits: tuple[RuleHit, ...]
+
+    def reasons(self) -> list[str]:
+        """Rule codes, most important first (forced outcome, then score)."""
+        ranked = sorted(self.hits, key=lambda h: (-OUTCOME_ORDER[h.outcome] if h.outcome else 0, -h.score, h.code))
+        return [h.code for h in ranked]
+
+
+def outcome_for_score(thresholds: Mapping[str, float], score: float) -> Outcome:
+    outcome: Outcome = "allow"
+    for candidate in ("step_up", "review", "block"):
+        limit = thresholds.get(candidate)
+        if limit is not None and score >= limit:
+            outcome = candidate  # type: ignore[assignment]
+    return outcome
+
+
+def evaluate(ruleset: RuleSet, features: Mapping[str, float]) -> Evaluation:
+    hits = tuple(RuleHit(r.code, r.score, r.outcome) for r in ruleset.rules if holds(r.when, features))
+    score = round(sum(h.score for h in hits), 3)
+    outcome = outcome_for_score(ruleset.thresholds, score)
+    for h in hits:
+        if h.outcome and OUTCOME_ORDER[h.outcome] > OUTCOME_ORDER[outcome]:
+            outcome = h.outcome
+    return Evaluation(ruleset.version, outcome, score, hits)
+
+
+def evaluate_shadow(
+    live: RuleSet, shadow: RuleSet | None, features: Mapping[str, float]
+) -> tuple[Evaluation, Evaluation | None]:
+    """The live decision and, beside it, what the shadow rule set would have decided."""
+    return evaluate(live, features), (evaluate(shadow, features) if shadow is not None else None)
+
+
+# --- the default rule set ---------------------------------------------------------------------------------
+
+
+def feat(feature: str, op: str, value: Any) -> dict[str, Any]:
+    return {"feature": feature, "op": op, "value": value}
+
+
+NOT_PROMOTION = feat("platform_credit_surge", "<", 1.6)  # a platform-wide sales surge explains bursts
+
+DEFAULT_RULES: list[dict[str, Any]] = [
+    # Identity.
+    {
+        "code": "id_number_invalid",
+        "description": "KYC identity number fails the GB 11643-1999 check character",
+        "when": feat("id_invalid", "==", 1),
+        "score": 100,
+        "outcome": "block",
+    },
+    {
+        "code": "card_holder_not_kyc_name",
+        "description": "Payout card's holder is not the merchant's KYC name (after normalising spaces)",
+        "when": feat("card_name_mismatch", "==", 1),
+        "score": 70,
+        "outcome": "review",
+    },
+    # Account takeover.
+    {
+        "code": "new_card_after_phone_change",
+        "description": "Payout to a card bound in the last 24 h, within 24 h of a phone-number change",
+        "when": {"all": [feat("card_age_h", "<", 24), feat("phone_change_age_h", "<", 24)]},
+        "score": 100,
+        "outcome": "block",
+    },
+    {
+        "code": "new_card_new_device_new_ip",
+        "description": "Payout to a card bound in the last 24 h, from a device and an IP new to the account",
+        "when": {
+            "all": [
+                feat("card_age_h", "<", 24),
+                feat("card_is_additional", "==", 1),
+                feat("device_age_h", "<", 24),
+                feat("ip_age_h", "<", 24),
+                feat("account_age_h", ">=", 72),
+            ]
+        },
+        "score": 50,
+    },
+    # Dormant account.
+    {
+        "code": "dormant_reactivated_new_device",
+        "description": "Account silent 30+ days came back from a device it never used, and withdraws",
+        "when": {"all": [feat("dormant_gap_d", ">=", 30), feat("reactivated_on_new_device", "==", 1)]},
+        "score": 70,
+        "outcome": "review",
+    },
+    # Linked accounts.
+    {
+        "code": "device_shared_by_many_accounts",
+        "description": "Device used by 3+ merchant accounts (or registered 3+)",
+        "when": {"any": [feat("device_other_merchants", ">=", 2), feat("device_registrations", ">=", 3)]},
+        "score": 70,
+        "outcome": "review",
+    },
+    {
+        "code": "ip_cluster_newcomers",
+        "description": "2+ other accounts newly using this IP or /24 in the last 72 h, none registered there",
+        "when": {"any": [feat("net_newcomers", ">=", 2), feat("ip_newcomers", ">=", 2)]},
+        "score": 70,
+        "outcome": "review",
+    },
+    # Confirmed-fraud feedback.
+    {
+        "code": "merchant_confirmed_fraud",
+        "description": "The merchant has a confirmed fraudulent withdrawal",
+        "when": feat("flag_merchant", "==", 1),
+        "score": 100,
+        "outcome": "block",
+    },
+    {
+        "code": "device_or_card_confirmed_fraud",
+        "description": "Device or card used in a confirmed fraudulent withdrawal",
+        "when": {"any": [feat("flag_device", "==", 1), feat("flag_card", "==", 1)]},
+        "score": 100,
+        "outcome": "block",
+    },
+    {
+        "code": "ip_confirmed_fraud",
+        "description": "IP used in a confirmed fraudulent withdrawal",
+        "when": feat("flag_ip", "==", 1),
+        "score": 70,
+        "outcome": "review",
+    },
+    {
+        "code": "linked_to_confirmed_fraud",
+        "description": "Shares a device, IP or card with an account with confirmed fraud",
+        "when": feat("linked_to_fraud", "==", 1),
+        "score": 45,
+    },
+    {
+        "code": "funded_by_fraud_buyers",
+        "description": "Most recent credits come from buyers first seen at a confirmed-fraud account",
+        "when": feat("recent_flagged_buyer_share", ">=", 0.5),
+        "score": 20,
+    },
+    # Structuring under the large-value threshold.
+    {
+        "code": "structuring_freshly_funded",
+        "description": "Just under the large-value threshold, funded by large credits in the last 24 h",
+        "when": {
+            "all": [
+                feat("near_threshold", "==", 1),
+                feat("credit_cover_24h", ">=", 0.8),
+                feat("recent_max_credit_share", ">=", 0.15),
+                feat("platform_credit_surge", "<", 2.0),
+            ]
+        },
+        "score": 70,
+        "outcome": "review",
+    },
+    {
+        "code": "structuring_new_money_account",
+        "description": "Just under the large-value threshold; nearly all the account's money is recent",
+        "when": {"all": [feat("near_threshold", "==", 1), feat("recent_credit_share", ">=", 0.8)]},
+        "score": 70,
+        "outcome": "review",
+    },
+    {
+        "code": "structuring_repeated",
+        "description": "Repeatedly just under the large-value threshold, after unusually large credits",
+        "when": {
+            "all": [
+                feat("near_threshold", "==", 1),
+                feat("near_threshold_prior_14d", ">=", 1),
+                feat("recent_max_credit_vs_median", ">=", 5),
+            ]
+        },
+        "score": 70,
+        "outcome": "review",
+    },
+    # Large sudden payout.
+    {
+        "code": "large_sudden_new_access",
+        "description": "Many times the usual payout, funded by large credits from new buyers, from a new device or IP",
+        "when": {
+            "all": [
+                {"any": [feat("device_age_h", "<", 24), feat("ip_age_h", "<", 24)]},
+                {
+                    "any": [
+                        {"all": [feat("withdrawals_n", ">=", 2), feat("amount_vs_usual", ">=", 5)]},
+                        feat("amount_vs_usual", ">=", 8),  # a usual payout guessed from sales alone
+                    ]
+                },
+                feat("recent_new_buyer_share", ">=", 0.7),
+                feat("recent_max_credit_share", ">=", 0.25),
+                {
+                    "any": [
+                        feat("recent_max_credit_vs_median", ">=", 5),
+                        feat("recent_max_credit_vs_median", "==", 0),  # too little history to compare
+                        feat("credit_surge_24h", ">=", 8),
+                    ]
+                },
+            ]
+        },
+        "score": 60,
+        "outcome": "review",
+    },
+    {
+        "code": "large_first_payout_new_device_and_ip",
+        "description": "First payout of an older account, from a new device and a new IP, of money that just "
+        "arrived from never-seen buyers",
+        "when": {
+            "all": [
+                feat("withdrawals_n", "==", 0),
+                feat("account_age_h", ">=", 72),
+                feat("device_age_h", "<", 24),
+                feat("ip_age_h", "<", 24),
+                feat("recent_new_buyer_share", ">=", 0.9),
+                feat("recent_max_credit_share", ">=", 0.3),
+                feat("drain_share", ">=", 0.8),
+            ]
+        },
+        "score": 50,
+    },
+    # Velocity burst.
+    {
+        "code": "credit_surge_from_new_buyers",
+        "description": "4+ credits in 6 h from never-seen buyers, far above the usual rate (no promotion)",
+        "when": {
+            "all": [
+                feat("credits_6h_n", ">=", 4),
+                feat("new_buyers_24h_n", ">=", 4),
+                feat("new_buyer_share_24h", ">=", 0.6),
+                feat("credit_count_surge_6h", ">=", 4),
+                NOT_PROMOTION,
+            ]
+        },
+        "score": 45,
+    },
+    {
+        "code": "withdrawal_burst_after_new_buyer_credits",
+        "description": "Another withdrawal within 2 h, credits mostly from never-seen buyers (no promotion)",
+        "when": {
+            "all": [
+                feat("wd_burst_n", ">=", 1),
+                feat("new_buyers_24h_n", ">=", 4),
+                feat("new_buyer_share_24h", ">=", 0.6),
+                NOT_PROMOTION,
+            ]
+        },
+        "score": 45,
+    },
+    {
+        "code": "withdrawal_burst_beyond_history",
+        "description": "More withdrawals within 2 h than ever before, by 3 or more (not a promotion)",
+        "when": {"all": [feat("burst_excess", ">=", 3), NOT_PROMOTION]},
+        "score": 45,
+    },
+    {
+        "code": "burst_after_intercepted",
+        "description": "Another withdrawal within 2 h of one that was intercepted",
+        "when": {"all": [feat("wd_burst_n", ">=", 1), feat("intercepted_24h_n", ">=", 1)]},
+        "score": 40,
+    },
+    # New account cash-out (快进快出).
+    {
+        "code": "new_account_cashout",
+        "description": "Account under 24 h old, credited by at most 3 buyers seen nowhere else, withdrawing",
+        "when": {
+            "all": [
+                feat("account_age_h", "<", 24),
+                feat("exclusive_buyer_share", ">=", 0.9),
+                feat("buyers_n", "<=", 3),
+                feat("withdrawn_share", ">=", 0.3),
+            ]
+        },
+        "score": 25,
+    },
+    {
+        "code": "new_account_repeat_buyers",
+        "description": "Young account's credits come repeatedly from the same few buyers",
+        "when": {"all": [feat("account_age_h", "<", 48), feat("credits_per_buyer", ">=", 1.5)]},
+        "score": 20,
+    },
+    {
+        "code": "new_account_large_credits",
+        "description": "Young account already credited 1,500 yuan or more",
+        "when": {"all": [feat("account_age_h", "<", 48), feat("credited_yuan", ">=", 1500)]},
+        "score": 20,
+    },
+    # Learned score.
+    {
+        "code": "model_high",
+        "description": "Learned fraud score is high",
+        "when": feat("model_score", ">=", 0.9),
+        "score": 15,
+    },
+    {
+        "code": "model_very_high",
+        "description": "Learned fraud score is very high",
+        "when": feat("model_score", ">=", 0.99),
+        "score": 15,
+    },
+]
+
+DEFAULT_RULESET = ruleset_from_dict(
+    {
+        "version": "risk-rules-1",
+        "thresholds": {"step_up": 40, "review": 70, "block": 100},
+        "rules": DEFAULT_RULES,
+    }
+)

@@ -1,0 +1,36 @@
+import statistics
+from pathlib import Path
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError
+
+from withdrawals.replay import read_events, replay
+
+
+class Command(BaseCommand):
+    help = "Replay an events.jsonl (shared risk format) through the live services; write one decision per withdrawal."
+
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("events", type=Path)
+        parser.add_argument("--out", type=Path, required=True)
+
+    def handle(self, *args, **o):  # type: ignore[no-untyped-def]
+        if not o["events"].is_file():
+            raise CommandError(f"{o['events']}: no such file")
+        call_command("migrate", interactive=False, verbosity=0)
+        from accounts.models import Merchant
+
+        if Merchant.objects.exists():
+            raise CommandError("the database is not empty: replay into an empty database (history must start clean)")
+        try:
+            with o["out"].open("w", encoding="utf-8") as out:
+                stats = replay(read_events(o["events"]), out)
+        except ValueError as exc:
+            raise CommandError(str(exc))
+        ms = sorted(stats.decision_ms) or [0.0]
+        self.stdout.write(
+            f"replayed {stats.events} events in {stats.seconds:.1f} s ({stats.events / max(stats.seconds, 1e-9):.0f}/s); "
+            f"{stats.withdrawals} withdrawals → {o['out']}; decisions {stats.by_decision}; "
+            f"refused before risk {stats.refused}; submit latency p50 {statistics.median(ms):.1f} ms "
+            f"p99 {ms[int(0.99 * (len(ms) - 1))]:.1f} ms"
+        )
