@@ -330,9 +330,7 @@ def _stepped_up(monkeypatch, alice_client, merchant_alice, capture):  # type: ig
     return w, response["Location"]
 
 
-def test_cancel_returns_the_money(
-    alice_client, merchant_alice, monkeypatch, django_capture_on_commit_callbacks
-):  # type: ignore[no-untyped-def]
+def test_cancel_returns_the_money(alice_client, merchant_alice, monkeypatch, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
     start = _available(merchant_alice)
     w, url = _stepped_up(monkeypatch, alice_client, merchant_alice, django_capture_on_commit_callbacks)
     assert wallet_balances(merchant_id=merchant_alice.pk).held == 30000

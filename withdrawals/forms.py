@@ -86,7 +86,9 @@ class WithdrawForm(forms.Form):
 
     def __init__(self, *args, accounts: list[PayoutAccount], **kwargs):  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
-        self.fields["payout_account"].choices = [(a.pk, str(a)) for a in accounts]
+        account_field = self.fields["payout_account"]
+        assert isinstance(account_field, forms.TypedChoiceField)
+        account_field.choices = [(a.pk, str(a)) for a in accounts]
         self.fields["payout_account"].error_messages["invalid_choice"] = "请选择一个可用的收款账户"
         self.fields["payout_account"].error_messages["required"] = "请选择收款账户"
         self.fields["speed"].error_messages["invalid_choice"] = "请选择到账速度"

@@ -14,7 +14,10 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.views import redirect_to_login
 from django.core import signing
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -22,9 +25,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts.models import KycRecord, Merchant, Notification, PayoutAccount
+from accounts.models import KycRecord, Merchant, Notification, PayoutAccount, User
 from accounts.services import login_record, names_match, payout_account_add, payout_account_check_receivable
 from config.errors import DomainError, error_message
 from risk.models import SmsMessage
@@ -52,6 +56,8 @@ from .templatetags.merchant_ui import failure_text, fen_to_yuan
 DRAFT_SALT = "withdrawals.web.draft"
 DRAFT_MAX_AGE_SECONDS = 30 * 60
 RETRYABLE_STATES = {Status.FAILED, Status.REVERSED}
+# Failures that say the payee account itself is the problem: a retry should go to another account.
+ACCOUNT_FAILURES = {"invalid_account", "account_frozen", "name_mismatch"}
 _DEVICE_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
@@ -79,7 +85,7 @@ def merchant_required(view):  # type: ignore[no-untyped-def]
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         user = request.user
         if not user.is_authenticated:
-            return redirect(f"{settings.LOGIN_URL}?next={request.get_full_path()}")
+            return redirect_to_login(request.get_full_path())
         if user.merchant_id is None:
             if user.is_staff:
                 return redirect("/admin/")
@@ -90,7 +96,14 @@ def merchant_required(view):  # type: ignore[no-untyped-def]
 
 
 def _merchant(request: HttpRequest) -> Merchant:
-    return request.user.merchant  # type: ignore[union-attr]
+    merchant = _actor(request).merchant
+    assert merchant is not None  # merchant_required let the request in
+    return merchant
+
+
+def _actor(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
 
 
 def _own_withdrawal(request: HttpRequest, pk: int) -> Withdrawal:
@@ -103,9 +116,9 @@ class MerchantLoginView(auth_views.LoginView):
     authentication_form = MerchantAuthenticationForm
     redirect_authenticated_user = True
 
-    def form_valid(self, form: MerchantAuthenticationForm) -> HttpResponse:
+    def form_valid(self, form: AuthenticationForm) -> HttpResponse:
         response = super().form_valid(form)
-        login_record(merchant=form.get_user().merchant, ip=client_ip(self.request), device=device_id(self.request))
+        login_record(merchant=_merchant(self.request), ip=client_ip(self.request), device=device_id(self.request))
         return response
 
 
@@ -118,13 +131,17 @@ class MerchantLogoutView(auth_views.LogoutView):
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     merchant = _merchant(request)
-    return render(request, "merchant/dashboard.html", {
-        "merchant": merchant,
-        "balances": wallet_balances(merchant_id=merchant.pk),
-        "recent": merchant.withdrawals.select_related("payout_account")[:5],
-        "unread": merchant.notifications.filter(read_at__isnull=True)[:5],
-        "nav": "home",
-    })
+    return render(
+        request,
+        "merchant/dashboard.html",
+        {
+            "merchant": merchant,
+            "balances": wallet_balances(merchant_id=merchant.pk),
+            "recent": merchant.withdrawals.select_related("payout_account")[:5],
+            "unread": merchant.notifications.filter(read_at__isnull=True)[:5],
+            "nav": "home",
+        },
+    )
 
 
 # --- withdraw: step 1 (form) and step 2 (confirm) ---------------------------------------------------------
@@ -167,24 +184,41 @@ def _speed_options(amount: int | None, account_kind: str = PayoutAccount.Kind.BA
                 fee = withdrawal_quote(amount=amount, speed=speed.value, account_kind=account_kind).fee
             except DomainError:
                 fee = None
-        rows.append({"value": speed.value, "label": speed.label, "arrival": ARRIVAL_TEXT[speed][0],
-                     "rule": _fee_rule(speed.value), "fee": fee})
+        rows.append(
+            {
+                "value": speed.value,
+                "label": speed.label,
+                "arrival": ARRIVAL_TEXT[speed][0],
+                "rule": _fee_rule(speed.value),
+                "fee": fee,
+            }
+        )
     return rows
 
 
-def _withdraw_form_page(request: HttpRequest, form: WithdrawForm, options: list[AccountOption],
-                        amount: int | None, status: int = 200) -> HttpResponse:
+def _withdraw_form_page(
+    request: HttpRequest,
+    form: WithdrawForm,
+    options: list[AccountOption],
+    amount: int | None,
+    status: int = 200,
+) -> HttpResponse:
     merchant = _merchant(request)
-    return render(request, "merchant/withdraw.html", {
-        "form": form,
-        "options": options,
-        "has_usable": any(o.usable for o in options),
-        "speeds": _speed_options(amount),
-        "balances": wallet_balances(merchant_id=merchant.pk),
-        "selected_account": str(form["payout_account"].value() or ""),
-        "selected_speed": str(form["speed"].value() or Speed.STANDARD),
-        "nav": "withdraw",
-    }, status=status)
+    return render(
+        request,
+        "merchant/withdraw.html",
+        {
+            "form": form,
+            "options": options,
+            "has_usable": any(o.usable for o in options),
+            "speeds": _speed_options(amount),
+            "balances": wallet_balances(merchant_id=merchant.pk),
+            "selected_account": str(form["payout_account"].value() or ""),
+            "selected_speed": str(form["speed"].value() or Speed.STANDARD),
+            "nav": "withdraw",
+        },
+        status=status,
+    )
 
 
 @merchant_required
@@ -195,13 +229,16 @@ def withdraw_start(request: HttpRequest) -> HttpResponse:
     usable = [o.account for o in options if o.usable]
     if request.method == "GET":
         # "返回修改" comes back here with the previous choices in the query string.
-        initial: dict[str, Any] = {"payout_account": usable[0].pk if usable else None, "speed": Speed.STANDARD}
+        initial: dict[str, Any] = {
+            "payout_account": usable[0].pk if usable else None,
+            "speed": Speed.STANDARD,
+        }
         amount = None
         try:
             if request.GET.get("amount"):
                 amount = parse_yuan(request.GET["amount"])
                 initial["amount"] = fen_to_yuan(amount, grouping=False)
-        except Exception:  # a hand-edited query string: just start empty
+        except ValidationError:  # a hand-edited query string: just start empty
             amount = None
         if request.GET.get("speed") in Speed.values:
             initial["speed"] = request.GET["speed"]
@@ -244,8 +281,9 @@ def _load_draft(request: HttpRequest, token: str) -> dict[str, Any] | None:
     return draft
 
 
-def _confirm_page(request: HttpRequest, token: str, draft: dict[str, Any], *, error: str = "",
-                  status: int = 200) -> HttpResponse:
+def _confirm_page(
+    request: HttpRequest, token: str, draft: dict[str, Any], *, error: str = "", status: int = 200
+) -> HttpResponse:
     merchant = _merchant(request)
     account = get_object_or_404(PayoutAccount, pk=draft["p"], merchant=merchant)
     quote = None
@@ -253,13 +291,26 @@ def _confirm_page(request: HttpRequest, token: str, draft: dict[str, Any], *, er
         quote = withdrawal_quote(amount=draft["a"], speed=draft["s"], account_kind=account.kind)
     except DomainError as exc:
         error = error or exc.message
-    back = (f"{reverse('merchant:withdraw')}?amount={fen_to_yuan(draft['a'], grouping=False)}"
-            f"&speed={draft['s']}&account={account.pk}")
-    return render(request, "merchant/withdraw_confirm.html", {
-        "token": token, "draft": draft, "account": account, "quote": quote, "error": error,
-        "speed_label": Speed(draft["s"]).label, "bank_name": BANK_NAMES.get(account.bank_code, account.bank_code),
-        "back_url": back, "nav": "withdraw",
-    }, status=status)
+    back = (
+        f"{reverse('merchant:withdraw')}?amount={fen_to_yuan(draft['a'], grouping=False)}"
+        f"&speed={draft['s']}&account={account.pk}"
+    )
+    return render(
+        request,
+        "merchant/withdraw_confirm.html",
+        {
+            "token": token,
+            "draft": draft,
+            "account": account,
+            "quote": quote,
+            "error": error,
+            "speed_label": Speed(draft["s"]).label,
+            "bank_name": BANK_NAMES.get(account.bank_code, account.bank_code),
+            "back_url": back,
+            "nav": "withdraw",
+        },
+        status=status,
+    )
 
 
 @merchant_required
@@ -281,9 +332,16 @@ def withdraw_confirm(request: HttpRequest) -> HttpResponse:
         return _confirm_page(request, token, draft, error=error_message("invalid_request"))
     try:
         result = withdrawal_submit(
-            merchant_id=draft["m"], payout_account_id=draft["p"], amount=draft["a"], speed=draft["s"],
-            idempotency_key=draft["k"], expected_fee=expected_fee, actor=request.user, source="web",
-            ip=client_ip(request), device=device_id(request),
+            merchant_id=draft["m"],
+            payout_account_id=draft["p"],
+            amount=draft["a"],
+            speed=draft["s"],
+            idempotency_key=draft["k"],
+            expected_fee=expected_fee,
+            actor=_actor(request),
+            source="web",
+            ip=client_ip(request),
+            device=device_id(request),
         )
     except DomainError as exc:
         # quote_expired: the page is rendered again with the new quote and its fee as expected_fee.
@@ -301,17 +359,19 @@ def withdraw_quote(request: HttpRequest) -> JsonResponse:
     """Fees of every speed for the amount being typed (the step-1 page updates its labels from this)."""
     try:
         amount = parse_yuan(request.GET.get("amount", ""))
-    except Exception as exc:
-        messages_ = getattr(exc, "messages", None) or [error_message("invalid_amount")]
-        return JsonResponse({"ok": False, "error": messages_[0]})
+    except ValidationError as exc:
+        return JsonResponse({"ok": False, "error": exc.messages[0]})
     speeds = {}
     for speed in Speed:
         try:
             quote = withdrawal_quote(amount=amount, speed=speed.value)
         except DomainError as exc:
             return JsonResponse({"ok": False, "error": exc.message})
-        speeds[speed.value] = {"fee": fen_to_yuan(quote.fee), "net": fen_to_yuan(max(quote.net_amount, 0)),
-                               "covers_fee": quote.net_amount > 0}
+        speeds[speed.value] = {
+            "fee": fen_to_yuan(quote.fee),
+            "net": fen_to_yuan(max(quote.net_amount, 0)),
+            "covers_fee": quote.net_amount > 0,
+        }
     return JsonResponse({"ok": True, "speeds": speeds})
 
 
@@ -336,9 +396,16 @@ def withdrawal_list(request: HttpRequest) -> HttpResponse:
     if statuses is not None:
         qs = qs.filter(status__in=statuses)
     page = Paginator(qs, 20).get_page(request.GET.get("page"))
-    return render(request, "merchant/withdrawal_list.html", {
-        "page": page, "filters": [(k, v[0]) for k, v in FILTERS.items()], "current": current, "nav": "list",
-    })
+    return render(
+        request,
+        "merchant/withdrawal_list.html",
+        {
+            "page": page,
+            "filters": [(k, v[0]) for k, v in FILTERS.items()],
+            "current": current,
+            "nav": "list",
+        },
+    )
 
 
 STEPS = ["审核中", "支付中", "已到账"]
@@ -390,15 +457,18 @@ def _timeline(w: Withdrawal) -> list[dict[str, Any]]:
     rows = []
     for e in w.events.order_by("created_at", "id"):
         label = Status(e.to_status).label if e.to_status in Status.values else e.to_status
-        rows.append({"time": e.created_at, "status": e.to_status, "label": label, "reason": e.reason,
-                     "created_at": e.created_at, "to_status": e.to_status, "from_status": e.from_status})
+        rows.append({"time": e.created_at, "status": e.to_status, "label": label, "reason": e.reason})
     return rows
 
 
 def _progress_context(w: Withdrawal) -> dict[str, Any]:
     events = list(w.events.order_by("created_at", "id"))
-    return {"w": w, "steps": _progress(w, events), "timeline": _timeline(w),
-            "failure": failure_text(w.failure_code, w.failure_detail) if w.failure_code else ""}
+    return {
+        "w": w,
+        "steps": _progress(w, events),
+        "timeline": _timeline(w),
+        "failure": failure_text(w.failure_code, w.failure_detail) if w.failure_code else "",
+    }
 
 
 def _dev_sms(merchant: Merchant) -> SmsMessage | None:
@@ -410,16 +480,28 @@ def _dev_sms(merchant: Merchant) -> SmsMessage | None:
     return SmsMessage.objects.filter(phone=kyc.phone).order_by("-created_at", "-id").first()
 
 
+def _retry_default(w: Withdrawal, usable: list[PayoutAccount]) -> int | None:
+    others = [a for a in usable if a.pk != w.payout_account_id]
+    same = [a for a in usable if a.pk == w.payout_account_id]
+    if w.failure_code in ACCOUNT_FAILURES and others:
+        return next((a.pk for a in others if a.is_default), others[0].pk)
+    preferred = same + others
+    return preferred[0].pk if preferred else None
+
+
 @merchant_required
 @require_GET
 def withdrawal_detail(request: HttpRequest, pk: int) -> HttpResponse:
     w = _own_withdrawal(request, pk)
     merchant = _merchant(request)
-    ctx: dict[str, Any] = {**_progress_context(w), "nav": "list",
-                           "cancellable": w.status in CANCELLABLE_STATES,
-                           "verify_form": VerifyCodeForm() if w.status == Status.AWAITING_VERIFICATION else None,
-                           "dev_sms": _dev_sms(merchant) if w.status == Status.AWAITING_VERIFICATION else None,
-                           "speed_label": Speed(w.speed).label}
+    ctx: dict[str, Any] = {
+        **_progress_context(w),
+        "nav": "list",
+        "cancellable": w.status in CANCELLABLE_STATES,
+        "verify_form": VerifyCodeForm() if w.status == Status.AWAITING_VERIFICATION else None,
+        "dev_sms": _dev_sms(merchant) if w.status == Status.AWAITING_VERIFICATION else None,
+        "speed_label": Speed(w.speed).label,
+    }
     if w.status in RETRYABLE_STATES:
         options = _account_options(merchant)
         usable = [o.account for o in options if o.usable]
@@ -428,13 +510,14 @@ def withdrawal_detail(request: HttpRequest, pk: int) -> HttpResponse:
             retry_quote = withdrawal_quote(amount=w.amount, speed=w.speed, account_kind=w.payout_account.kind)
         except DomainError:
             retry_quote = None
-        ctx.update({
-            "retry_accounts": usable,
-            "retry_default": w.payout_account_id if w.payout_account_id in {a.pk for a in usable}
-            else (usable[0].pk if usable else None),
-            "retry_quote": retry_quote,
-            "retry_key": f"web-retry-{uuid.uuid4().hex}",
-        })
+        ctx.update(
+            {
+                "retry_accounts": usable,
+                "retry_default": _retry_default(w, usable),
+                "retry_quote": retry_quote,
+                "retry_key": f"web-retry-{uuid.uuid4().hex}",
+            }
+        )
     return render(request, "merchant/withdrawal_detail.html", ctx)
 
 
@@ -444,9 +527,15 @@ def withdrawal_progress(request: HttpRequest, pk: int) -> JsonResponse:
     """What the detail page polls while the withdrawal is not final."""
     w = _own_withdrawal(request, pk)
     html = render_to_string("merchant/_progress.html", _progress_context(w), request=request)
-    return JsonResponse({"status": w.status, "status_label": w.get_status_display(),
-                         "final": w.status in FINAL_STATES, "html": html},
-                        headers={"Cache-Control": "no-store"})
+    return JsonResponse(
+        {
+            "status": w.status,
+            "status_label": w.get_status_display(),
+            "final": w.status in FINAL_STATES,
+            "html": html,
+        },
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 def _post_action(request: HttpRequest, pk: int, action: Any, success: str) -> HttpResponse:
@@ -467,8 +556,9 @@ def _post_action(request: HttpRequest, pk: int, action: Any, success: str) -> Ht
 def withdrawal_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
     merchant = _merchant(request)
     return _post_action(
-        request, pk,
-        lambda: withdrawal_cancel(withdrawal_id=pk, merchant_id=merchant.pk, actor=request.user),
+        request,
+        pk,
+        lambda: withdrawal_cancel(withdrawal_id=pk, merchant_id=merchant.pk, actor=_actor(request)),
         "已取消，资金已退回可提现余额",
     )
 
@@ -480,12 +570,13 @@ def withdrawal_verify_view(request: HttpRequest, pk: int) -> HttpResponse:
     _own_withdrawal(request, pk)
     form = VerifyCodeForm(request.POST)
     if not form.is_valid():
-        messages.error(request, form.errors["code"][0])
+        messages.error(request, form.errors["code"].as_text().removeprefix("* "))
         return redirect("merchant:withdrawal_detail", pk=pk)
     code = form.cleaned_data["code"].strip()
     return _post_action(
-        request, pk,
-        lambda: withdrawal_verify(withdrawal_id=pk, merchant_id=merchant.pk, code=code, actor=request.user),
+        request,
+        pk,
+        lambda: withdrawal_verify(withdrawal_id=pk, merchant_id=merchant.pk, code=code, actor=_actor(request)),
         "验证成功，正在为您出款",
     )
 
@@ -495,7 +586,9 @@ def withdrawal_verify_view(request: HttpRequest, pk: int) -> HttpResponse:
 def withdrawal_resend_view(request: HttpRequest, pk: int) -> HttpResponse:
     merchant = _merchant(request)
     return _post_action(
-        request, pk, lambda: withdrawal_resend_code(withdrawal_id=pk, merchant_id=merchant.pk),
+        request,
+        pk,
+        lambda: withdrawal_resend_code(withdrawal_id=pk, merchant_id=merchant.pk),
         "验证码已重新发送",
     )
 
@@ -517,9 +610,16 @@ def withdrawal_retry_view(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("merchant:withdrawal_detail", pk=pk)
     try:
         result = withdrawal_submit(
-            merchant_id=old.merchant_id, payout_account_id=int(account_id), amount=old.amount, speed=old.speed,
-            idempotency_key=key, expected_fee=int(expected_fee), actor=request.user, source="web",
-            ip=client_ip(request), device=device_id(request),
+            merchant_id=old.merchant_id,
+            payout_account_id=int(account_id),
+            amount=old.amount,
+            speed=old.speed,
+            idempotency_key=key,
+            expected_fee=int(expected_fee),
+            actor=_actor(request),
+            source="web",
+            ip=client_ip(request),
+            device=device_id(request),
         )
     except DomainError as exc:
         messages.error(request, exc.message)
@@ -540,9 +640,13 @@ def payout_accounts(request: HttpRequest) -> HttpResponse:
             data = form.cleaned_data
             try:
                 account = payout_account_add(
-                    merchant=merchant, account_number=data["account_number"], holder_name=data["holder_name"],
-                    bank_code=data["bank_code"], make_default=data["make_default"],
-                    ip=client_ip(request), device=device_id(request),
+                    merchant=merchant,
+                    account_number=data["account_number"],
+                    holder_name=data["holder_name"],
+                    bank_code=data["bank_code"],
+                    make_default=data["make_default"],
+                    ip=client_ip(request),
+                    device=device_id(request),
                 )
             except DomainError as exc:
                 field = "account_number" if exc.code == "invalid_card_number" else None
@@ -557,9 +661,16 @@ def payout_accounts(request: HttpRequest) -> HttpResponse:
     options = _account_options(merchant)
     for option in options:
         option.bank_name = BANK_NAMES.get(option.account.bank_code, option.account.bank_code)  # type: ignore[attr-defined]
-    return render(request, "merchant/accounts.html", {
-        "options": options, "form": form, "kyc": kyc, "nav": "accounts",
-    })
+    return render(
+        request,
+        "merchant/accounts.html",
+        {
+            "options": options,
+            "form": form,
+            "kyc": kyc,
+            "nav": "accounts",
+        },
+    )
 
 
 @merchant_required
@@ -595,6 +706,6 @@ def notifications_mark_read(request: HttpRequest) -> HttpResponse:
         qs = qs.filter(pk=int(note_id))
     qs.update(read_at=timezone.now())
     target = request.POST.get("next", "")
-    if target.startswith("/") and not target.startswith("//"):
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         return redirect(target)
     return redirect("merchant:notifications")

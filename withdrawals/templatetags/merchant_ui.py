@@ -12,7 +12,7 @@ from withdrawals.models import Status
 
 register = template.Library()
 
-_BADGE = {
+_BADGE: dict[str, str] = {
     Status.PAID: "ok",
     Status.FAILED: "bad",
     Status.REJECTED: "bad",
