@@ -7,18 +7,35 @@ live path and the replay command use exactly the same code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from .contract import RiskDecision
 from .engine import RiskEngine
 from .models import RiskLabel
 from .store import DbStore
 
+T = TypeVar("T")
+
 
 @lru_cache(maxsize=1)
 def _engine() -> RiskEngine:
     return RiskEngine(DbStore())
+
+
+def _run(fn: Callable[[RiskEngine], T]) -> T:
+    """Run one engine call and write what it learnt in one statement; nothing is kept if it fails."""
+    engine = _engine()
+    store = engine.store
+    assert isinstance(store, DbStore)
+    try:
+        result = fn(engine)
+        store.flush()
+    except BaseException:
+        store.discard()
+        raise
+    return result
 
 
 def risk_engine_reset() -> None:
@@ -28,18 +45,19 @@ def risk_engine_reset() -> None:
 
 def risk_observe(*, event: dict[str, Any]) -> None:
     """Record a non-withdrawal event (registration, login, phone change, card bound, sale credited)."""
-    _engine().observe(event)
+    _run(lambda engine: engine.observe(event))
 
 
 def risk_assess_withdrawal(*, event: dict[str, Any]) -> RiskDecision:
     """Decide on a withdrawal request and remember it."""
-    return _engine().decide(event)
+    return _run(lambda engine: engine.decide(event))
 
 
 def risk_feedback(*, withdrawal_ref: str, merchant_ref: str, ts: str) -> None:
     """Confirmed fraud on an earlier withdrawal: the engine lists what the fraudster used and links sharers;
     the label feeds the next model training."""
-    _engine().feedback({"type": "fraud_confirmed", "ts": ts, "merchant": merchant_ref, "withdrawal": withdrawal_ref})
+    event = {"type": "fraud_confirmed", "ts": ts, "merchant": merchant_ref, "withdrawal": withdrawal_ref}
+    _run(lambda engine: engine.feedback(event))
     RiskLabel.objects.create(
         withdrawal_ref=withdrawal_ref, merchant_ref=merchant_ref, fraud=True, source=RiskLabel.Source.FRAUD_CONFIRMED
     )

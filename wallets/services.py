@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -47,12 +48,28 @@ def ledger_account_get(
 
 
 def wallet_open(*, merchant_id: int, currency: str | None = None) -> None:
-    for kind in LedgerAccount.MERCHANT_KINDS:
-        ledger_account_get(kind=kind, merchant_id=merchant_id, currency=currency)
+    currency = currency or settings.PLATFORM_CURRENCY
+    LedgerAccount.objects.bulk_create(
+        [
+            LedgerAccount(kind=kind, merchant_id=merchant_id, scope=f"m{merchant_id}", currency=currency)
+            for kind in LedgerAccount.MERCHANT_KINDS
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def _merchant_accounts(merchant_id: int, currency: str | None = None) -> dict[str, LedgerAccount]:
+    """A merchant's four ledger accounts in one query (opened on first use)."""
+    currency = currency or settings.PLATFORM_CURRENCY
+    found = {a.kind: a for a in LedgerAccount.objects.filter(scope=f"m{merchant_id}", currency=currency)}
+    if len(found) < len(LedgerAccount.MERCHANT_KINDS):
+        wallet_open(merchant_id=merchant_id, currency=currency)
+        found = {a.kind: a for a in LedgerAccount.objects.filter(scope=f"m{merchant_id}", currency=currency)}
+    return found
 
 
 def _merchant_account(merchant_id: int, kind: str) -> LedgerAccount:
-    return ledger_account_get(kind=kind, merchant_id=merchant_id)
+    return _merchant_accounts(merchant_id)[kind]
 
 
 def ledger_transfer_post(
@@ -63,6 +80,7 @@ def ledger_transfer_post(
     description: str = "",
     reverses: Transfer | None = None,
     available_at: datetime | None = None,
+    released: bool = False,
 ) -> Transfer:
     """Post one balanced transfer. Idempotent by ``reference``: posting it again returns the first one."""
     if not legs:
@@ -77,7 +95,8 @@ def ledger_transfer_post(
     if any(totals.values()):
         raise ValueError(f"transfer {reference} does not balance: {dict(totals)}")
 
-    with transaction.atomic():
+    # No savepoint: a failure here aborts the caller's transaction anyway, and this runs on every money move.
+    with transaction.atomic(savepoint=False):
         existing = Transfer.objects.filter(reference=reference).first()
         if existing is not None:
             return existing
@@ -141,26 +160,38 @@ def sale_credit(
     reserve_required: int = 0,
     now: datetime | None = None,
 ) -> Transfer:
-    """A sale settlement: custody receives the money, the merchant's pending balance owes it.
+    """A sale settlement: custody receives the money and the merchant is owed it.
 
-    With no freeze window the money is released to available at once (in the same transaction)."""
-    if not isinstance(amount, int) or amount <= 0:
+    With a freeze window the money waits in ``pending`` until ``release_due`` moves it; with none it settles
+    straight to ``available`` in the same transfer, topping up the required reserve first."""
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
         raise DomainError("invalid_amount", details={"amount": amount})
     now = now or timezone.now()
-    with transaction.atomic():
-        transfer = ledger_transfer_post(
+    accounts = _merchant_accounts(merchant_id)
+    custody = ledger_account_get(kind=Kind.CUSTODY)
+    reference = f"sale:{merchant_id}:{order_ref}"
+    if freeze_days > 0:
+        return ledger_transfer_post(
             kind=Transfer.Kind.SALE_SETTLEMENT,
-            reference=f"sale:{merchant_id}:{order_ref}",
+            reference=reference,
             description=f"sale {order_ref}",
             available_at=now + timedelta(days=freeze_days),
-            legs=[
-                Leg(ledger_account_get(kind=Kind.CUSTODY), amount),
-                Leg(_merchant_account(merchant_id, Kind.MERCHANT_PENDING), -amount),
-            ],
+            legs=[Leg(custody, amount), Leg(accounts[Kind.MERCHANT_PENDING], -amount)],
         )
-        if freeze_days == 0:
-            pending_release(transfer_id=transfer.pk, merchant_id=merchant_id, reserve_required=reserve_required)
-    return transfer
+    to_reserve = max(0, min(amount, reserve_required - accounts[Kind.MERCHANT_RESERVE].balance))
+    legs = [Leg(custody, amount)]
+    if amount > to_reserve:
+        legs.append(Leg(accounts[Kind.MERCHANT_AVAILABLE], -(amount - to_reserve)))
+    if to_reserve:
+        legs.append(Leg(accounts[Kind.MERCHANT_RESERVE], -to_reserve))
+    return ledger_transfer_post(
+        kind=Transfer.Kind.SALE_SETTLEMENT,
+        reference=reference,
+        description=f"sale {order_ref}" + (f", {to_reserve} fen to reserve" if to_reserve else ""),
+        available_at=now,
+        released=True,
+        legs=legs,
+    )
 
 
 def pending_release(*, transfer_id: int, merchant_id: int, reserve_required: int = 0) -> Transfer | None:
@@ -169,11 +200,13 @@ def pending_release(*, transfer_id: int, merchant_id: int, reserve_required: int
         sale = Transfer.objects.select_for_update().get(pk=transfer_id)
         if sale.released:
             return None
-        amount = -sum(e.amount for e in sale.entries.all() if e.account.kind == Kind.MERCHANT_PENDING)
-        pending = _merchant_account(merchant_id, Kind.MERCHANT_PENDING)
-        available = _merchant_account(merchant_id, Kind.MERCHANT_AVAILABLE)
-        reserve = _merchant_account(merchant_id, Kind.MERCHANT_RESERVE)
-        reserve.refresh_from_db(fields=["balance"])
+        accounts = _merchant_accounts(merchant_id)
+        pending, available, reserve = (
+            accounts[Kind.MERCHANT_PENDING],
+            accounts[Kind.MERCHANT_AVAILABLE],
+            accounts[Kind.MERCHANT_RESERVE],
+        )
+        amount = -sum(sale.entries.filter(account=pending).values_list("amount", flat=True))
         to_reserve = max(0, min(amount, reserve_required - reserve.balance))
         legs = (
             [Leg(pending, amount), Leg(available, -(amount - to_reserve))]
@@ -215,27 +248,23 @@ def release_due(*, now: datetime | None = None, reserve_for: dict[int, int] | No
 
 def hold_place(*, merchant_id: int, amount: int, reference: str) -> Transfer:
     """available → held. Raises insufficient_funds when available cannot cover it."""
+    accounts = _merchant_accounts(merchant_id)
     return ledger_transfer_post(
         kind=Transfer.Kind.HOLD,
         reference=reference,
         description="withdrawal hold",
-        legs=[
-            Leg(_merchant_account(merchant_id, Kind.MERCHANT_AVAILABLE), amount),
-            Leg(_merchant_account(merchant_id, Kind.MERCHANT_HELD), -amount),
-        ],
+        legs=[Leg(accounts[Kind.MERCHANT_AVAILABLE], amount), Leg(accounts[Kind.MERCHANT_HELD], -amount)],
     )
 
 
 def hold_void(*, merchant_id: int, amount: int, reference: str) -> Transfer:
     """held → available: the withdrawal did not happen; the whole amount, fee included, comes back."""
+    accounts = _merchant_accounts(merchant_id)
     return ledger_transfer_post(
         kind=Transfer.Kind.VOID,
         reference=reference,
         description="withdrawal hold released",
-        legs=[
-            Leg(_merchant_account(merchant_id, Kind.MERCHANT_HELD), amount),
-            Leg(_merchant_account(merchant_id, Kind.MERCHANT_AVAILABLE), -amount),
-        ],
+        legs=[Leg(accounts[Kind.MERCHANT_HELD], amount), Leg(accounts[Kind.MERCHANT_AVAILABLE], -amount)],
     )
 
 
@@ -264,8 +293,8 @@ def transfer_reverse(*, transfer: Transfer, reference: str, description: str = "
 
 def reserve_adjust(*, merchant_id: int, amount: int, reference: str) -> Transfer:
     """Move ``amount`` from available into the reserve (positive) or back out of it (negative)."""
-    available = _merchant_account(merchant_id, Kind.MERCHANT_AVAILABLE)
-    reserve = _merchant_account(merchant_id, Kind.MERCHANT_RESERVE)
+    accounts = _merchant_accounts(merchant_id)
+    available, reserve = accounts[Kind.MERCHANT_AVAILABLE], accounts[Kind.MERCHANT_RESERVE]
     return ledger_transfer_post(
         kind=Transfer.Kind.RESERVE,
         reference=reference,
@@ -275,7 +304,13 @@ def reserve_adjust(*, merchant_id: int, amount: int, reference: str) -> Transfer
 
 
 def merchant_sale_settle(
-    *, merchant_id: int, order_ref: str, amount: int, buyer: str = "", now: datetime | None = None
+    *,
+    merchant_id: int,
+    order_ref: str,
+    amount: int,
+    buyer: str = "",
+    now: datetime | None = None,
+    merchant: Any = None,
 ) -> Transfer:
     """A sale of this merchant settles: pending for the merchant's freeze window (category default or
     override), then available, keeping the required reserve topped up. Risk sees the sale."""
@@ -283,7 +318,8 @@ def merchant_sale_settle(
     from risk.services import risk_observe
 
     now = now or timezone.now()
-    merchant = Merchant.objects.get(pk=merchant_id)
+    if merchant is None or merchant.pk != merchant_id:
+        merchant = Merchant.objects.get(pk=merchant_id)
     with transaction.atomic():
         transfer = sale_credit(
             merchant_id=merchant_id,

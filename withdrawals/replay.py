@@ -99,18 +99,19 @@ class ReplayStats:
 class Replayer:
     def __init__(self, out: IO[str]) -> None:
         self.out = out
-        self.merchants: dict[str, int] = {}
+        self.merchants: dict[str, Merchant] = {}
         self.cards: dict[tuple[int, str], int] = {}
         self.stats = ReplayStats()
 
     def merchant(self, ref: str) -> Merchant:
-        pk = self.merchants.get(ref)
-        if pk is None:
-            found = Merchant.objects.filter(external_ref=ref).only("pk").first()
-            if found is None:
+        """The merchant of an event; the replay is the only writer, so the instance is cached."""
+        merchant = self.merchants.get(ref)
+        if merchant is None:
+            merchant = Merchant.objects.filter(external_ref=ref).first()
+            if merchant is None:
                 raise ValueError(f"event for merchant {ref} before its registration")
-            pk = self.merchants[ref] = found.pk
-        return Merchant.objects.get(pk=pk)
+            self.merchants[ref] = merchant
+        return merchant
 
     def apply(self, event: dict[str, Any]) -> None:
         kind = event["type"]
@@ -177,13 +178,14 @@ class Replayer:
             merchant = reg.merchant
             # Historical balances are settled money: no freeze window on replayed sales.
             Merchant.objects.filter(pk=merchant.pk).update(settlement_freeze_days=0)
+            merchant.settlement_freeze_days = 0
             try:
                 id_number_validate(merchant.kyc.id_number)
             except DomainError:
                 KycRecord.objects.filter(merchant=merchant).update(status=KycRecord.Status.REJECTED)
             else:
                 kyc_verify(merchant=merchant)
-        self.merchants[event["merchant"]] = merchant.pk
+        self.merchants[event["merchant"]] = merchant
 
     def withdraw(self, event: dict[str, Any], now: datetime) -> None:
         merchant = self.merchant(event["merchant"])
