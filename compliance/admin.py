@@ -1,0 +1,57 @@
+from django.contrib import admin, messages
+from django.http import HttpRequest
+
+from config.errors import DomainError
+
+from .models import CustodyReconciliation, TransactionReport
+from .services import report_decide
+
+
+@admin.register(TransactionReport)
+class TransactionReportAdmin(admin.ModelAdmin):
+    list_display = ("id", "kind", "status", "subject_ref", "merchant_name", "amount_yuan", "deadline", "decided_by")
+    list_filter = ("kind", "status")
+    search_fields = ("subject_ref", "merchant_name", "holder_name")
+    actions = ["file_reports"]
+    readonly_fields = [f.name for f in TransactionReport._meta.fields]
+
+    @admin.display(description="金额", ordering="amount")
+    def amount_yuan(self, obj: TransactionReport) -> str:
+        return f"¥{obj.amount / 100:,.2f}"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    @admin.action(description="报送所选报告 (file)")
+    def file_reports(self, request, queryset):  # type: ignore[no-untyped-def]
+        done = 0
+        for report in queryset:
+            try:
+                report_decide(report_id=report.pk, officer=request.user, file=True, note="filed from the admin")
+                done += 1
+            except DomainError as exc:
+                self.message_user(request, f"{report}: {exc.message}", messages.ERROR)
+        if done:
+            self.message_user(request, f"已报送 {done} 份报告", messages.SUCCESS)
+
+
+@admin.register(CustodyReconciliation)
+class CustodyReconciliationAdmin(admin.ModelAdmin):
+    list_display = (
+        "business_date",
+        "ok",
+        "custody_ledger",
+        "merchant_funds",
+        "platform_funds",
+        "in_transit",
+        "ledger_difference",
+        "bank_balance",
+        "bank_difference",
+    )
+    readonly_fields = [f.name for f in CustodyReconciliation._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

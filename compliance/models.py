@@ -1,0 +1,73 @@
+"""AML reporting and custody reconciliation. Compliance receives values (ids, amounts) from the orchestrating
+app; it never imports withdrawal models."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class TransactionReport(models.Model):
+    """A large-value (大额交易报告) or suspicious (可疑交易报告) transaction report, drafted automatically
+    and filed by a compliance officer."""
+
+    class Kind(models.TextChoices):
+        LARGE_VALUE = "large_value", "大额交易报告"
+        SUSPICIOUS = "suspicious", "可疑交易报告"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "待处理"
+        FILED = "filed", "已报送"
+        DISMISSED = "dismissed", "排除（无需报送）"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    # What the report is about, as the orchestrator described it.
+    subject_ref = models.CharField(max_length=64, help_text="e.g. withdrawal:42")
+    merchant_id = models.BigIntegerField(db_index=True)
+    merchant_name = models.CharField(max_length=100)
+    holder_name = models.CharField(max_length=100, blank=True, default="")
+    id_number_masked = models.CharField(max_length=32, blank=True, default="")
+    account_masked = models.CharField(max_length=40, blank=True, default="")
+    amount = models.BigIntegerField(help_text="fen")
+    currency = models.CharField(max_length=3, default="CNY")
+    occurred_at = models.DateTimeField()
+    grounds = models.JSONField(default=list, blank=True, help_text="why: thresholds crossed, risk reasons")
+    deadline = models.DateTimeField(help_text="when it must be filed by")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["status", "deadline"]
+        constraints = [models.UniqueConstraint(fields=["kind", "subject_ref"], name="one_report_per_subject_kind")]
+        permissions = [("file_report", "Can file or dismiss AML reports")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.subject_ref} ¥{self.amount / 100:,.2f}"
+
+
+class CustodyReconciliation(models.Model):
+    """A daily statement of segregated funds: what the custody account must hold for merchants, what belongs
+    to the platform, what is in transit at channels, against the bank's balance when one is entered."""
+
+    business_date = models.DateField(unique=True)
+    custody_ledger = models.BigIntegerField(help_text="custody account balance in the ledger")
+    merchant_funds = models.BigIntegerField(help_text="pending + available + held + reserve of all merchants")
+    platform_funds = models.BigIntegerField(help_text="fee revenue (platform money, segregated from user funds)")
+    in_transit = models.BigIntegerField(help_text="paid out through channels, not yet settled from custody")
+    suspense = models.BigIntegerField(default=0)
+    ledger_difference = models.BigIntegerField(
+        help_text="custody − (merchant + platform + in transit − suspense); must be 0"
+    )
+    bank_balance = models.BigIntegerField(null=True, blank=True, help_text="the custody bank's statement balance")
+    bank_difference = models.BigIntegerField(null=True, blank=True)
+    ok = models.BooleanField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-business_date"]
+
+    def __str__(self) -> str:
+        return f"{self.business_date} {'OK' if self.ok else 'MISMATCH'}"

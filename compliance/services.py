@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from config.errors import DomainError
+from wallets.models import LedgerAccount
+
+from .models import CustodyReconciliation, TransactionReport
+
+log = logging.getLogger(__name__)
+
+# Filing windows (PBOC practice): large-value reports within 5 working days (approximated as 7 calendar
+# days), suspicious ones as soon as suspicion is formed (we give compliance 3 days to decide).
+DEADLINES = {
+    TransactionReport.Kind.LARGE_VALUE: timedelta(days=7),
+    TransactionReport.Kind.SUSPICIOUS: timedelta(days=3),
+}
+
+
+def _mask(value: str, keep: int = 4) -> str:
+    return value if len(value) <= keep * 2 else f"{value[:keep]}{'*' * (len(value) - keep * 2)}{value[-keep:]}"
+
+
+def report_draft(
+    *,
+    kind: str,
+    subject_ref: str,
+    merchant_id: int,
+    merchant_name: str,
+    amount: int,
+    occurred_at: datetime,
+    grounds: list[Any],
+    holder_name: str = "",
+    id_number: str = "",
+    account_number: str = "",
+    currency: str = "CNY",
+) -> TransactionReport | None:
+    """Draft a report once per subject and kind (a second call returns None)."""
+    if kind not in TransactionReport.Kind.values:
+        raise ValueError(f"unknown report kind {kind}")
+    try:
+        with transaction.atomic():
+            return TransactionReport.objects.create(
+                kind=kind,
+                subject_ref=subject_ref,
+                merchant_id=merchant_id,
+                merchant_name=merchant_name,
+                holder_name=holder_name,
+                id_number_masked=_mask(id_number),
+                account_masked=_mask(account_number),
+                amount=amount,
+                currency=currency,
+                occurred_at=occurred_at,
+                grounds=grounds,
+                deadline=occurred_at + DEADLINES[TransactionReport.Kind(kind)],
+            )
+    except IntegrityError:
+        return None
+
+
+def report_decide(*, report_id: int, officer: Any, file: bool, note: str) -> TransactionReport:
+    """File or dismiss a draft. Dismissing needs a reason; both are final."""
+    if not officer.has_perm("compliance.file_report"):
+        raise DomainError("permission_denied")
+    if not file and not note.strip():
+        raise DomainError("invalid_request", details={"note": "a dismissal needs a reason"})
+    with transaction.atomic():
+        report = TransactionReport.objects.select_for_update().get(pk=report_id)
+        if report.status != TransactionReport.Status.DRAFT:
+            raise DomainError("invalid_state", details={"status": report.status})
+        report.status = TransactionReport.Status.FILED if file else TransactionReport.Status.DISMISSED
+        report.decided_by, report.decided_at, report.decision_note = officer, timezone.now(), note
+        report.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+    return report
+
+
+def custody_reconcile(*, business_date: date | None = None, bank_balance: int | None = None) -> CustodyReconciliation:
+    """Segregation check of the day: user funds, platform funds and money in transit against custody."""
+    business_date = business_date or timezone.localdate()
+    totals = dict(LedgerAccount.objects.values("kind").annotate(total=Sum("balance")).values_list("kind", "total"))
+    kinds = LedgerAccount.Kind
+    merchant = sum(totals.get(k, 0) or 0 for k in LedgerAccount.MERCHANT_KINDS)
+    platform = totals.get(kinds.PLATFORM_FEE_REVENUE, 0) or 0
+    in_transit = totals.get(kinds.CHANNEL_CLEARING, 0) or 0
+    suspense = totals.get(kinds.SUSPENSE, 0) or 0
+    custody = totals.get(kinds.CUSTODY, 0) or 0
+    difference = custody - (merchant + platform + in_transit - suspense)
+    bank_difference = None if bank_balance is None else bank_balance - custody
+    ok = difference == 0 and (bank_difference is None or bank_difference == 0)
+    record, _ = CustodyReconciliation.objects.update_or_create(
+        business_date=business_date,
+        defaults=dict(
+            custody_ledger=custody,
+            merchant_funds=merchant,
+            platform_funds=platform,
+            in_transit=in_transit,
+            suspense=suspense,
+            ledger_difference=difference,
+            bank_balance=bank_balance,
+            bank_difference=bank_difference,
+            ok=ok,
+        ),
+    )
+    if not ok:
+        log.error(
+            "custody reconciliation %s failed: ledger difference %s, bank difference %s",
+            business_date,
+            difference,
+            bank_difference,
+        )
+    return record

@@ -1,0 +1,27 @@
+"""Language: the merchant pages and the admin are written in zh-Hans, so they always render in it (a browser
+asking for English would otherwise get English error messages inside Chinese pages). The partner API
+negotiates from Accept-Language (zh-Hans default, English on request)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+from django.utils import translation
+
+
+class LanguageMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith("/api/"):
+            language = translation.get_language_from_request(request)
+        else:
+            language = "zh-hans"
+        translation.activate(language)
+        request.LANGUAGE_CODE = translation.get_language()  # type: ignore[attr-defined]
+        response = self.get_response(request)
+        response.headers.setdefault("Content-Language", request.LANGUAGE_CODE)  # type: ignore[attr-defined]
+        translation.deactivate()
+        return response

@@ -1,0 +1,74 @@
+"""Feeds compliance with what happened to withdrawals: large-value payouts and suspicious ones."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from compliance.models import TransactionReport
+from compliance.services import custody_reconcile, report_draft
+
+from .models import Status, Withdrawal
+
+# Risk reasons that make a withdrawal reportable as suspicious even when it was stopped.
+SUSPICIOUS_REASON_PREFIXES = (
+    "structuring",
+    "device_farm",
+    "ip_cluster",
+    "new_account_cashout",
+    "account_takeover",
+    "fake_identity",
+    "id_invalid",
+    "fraud",
+    "list_",
+)
+
+
+def _suspicious_grounds(w: Withdrawal) -> list[str]:
+    grounds = []
+    if w.risk_outcome == "block":
+        grounds.append("risk_blocked")
+    if w.failure_code == "rejected_by_review":
+        grounds.append(f"rejected_by_review: {w.failure_detail}")
+    grounds.extend(r for r in (w.risk_reasons or []) if r.startswith(SUSPICIOUS_REASON_PREFIXES))
+    return grounds
+
+
+def compliance_scan(*, since: datetime | None = None) -> dict[str, int]:
+    """Draft reports for withdrawals since ``since`` (default: the last two days). Idempotent."""
+    since = since or timezone.now() - timedelta(days=2)
+    counts = {"large_value": 0, "suspicious": 0}
+    threshold = settings.LARGE_VALUE_THRESHOLD_FEN
+    candidates = (
+        Withdrawal.objects.filter(updated_at__gte=since)
+        .filter(Q(status=Status.PAID, amount__gte=threshold) | Q(status=Status.REJECTED) | Q(risk_outcome="block"))
+        .select_related("merchant", "merchant__kyc", "payout_account")
+    )
+    for w in candidates.iterator():
+        common = dict(
+            subject_ref=f"withdrawal:{w.pk}",
+            merchant_id=w.merchant_id,
+            merchant_name=w.merchant.name,
+            amount=w.amount,
+            currency=w.currency,
+            occurred_at=w.paid_at or w.created_at,
+            holder_name=w.payout_account.holder_name,
+            id_number=w.merchant.kyc.id_number,
+            account_number=w.payout_account.account_number,
+        )
+        if w.status == Status.PAID and w.amount >= threshold:
+            if report_draft(kind=TransactionReport.Kind.LARGE_VALUE, grounds=[f"amount ≥ {threshold} fen"], **common):
+                counts["large_value"] += 1
+        grounds = _suspicious_grounds(w)
+        if grounds and report_draft(kind=TransactionReport.Kind.SUSPICIOUS, grounds=grounds, **common):
+            counts["suspicious"] += 1
+    return counts
+
+
+def compliance_daily() -> dict[str, object]:
+    counts = compliance_scan()
+    record = custody_reconcile()
+    return {**counts, "custody_ok": record.ok, "ledger_difference": record.ledger_difference}
