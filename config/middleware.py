@@ -15,11 +15,8 @@ class LanguageMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path.startswith("/api/"):
-            language = translation.get_language_from_request(request)
-        else:
-            language = "zh-hans"
-        translation.activate(language)
+        api = request.path.startswith("/api/")
+        translation.activate(translation.get_language_from_request(request) if api else "zh-hans")
         request.LANGUAGE_CODE = translation.get_language()  # type: ignore[attr-defined]
         response = self.get_response(request)
         response.headers.setdefault("Content-Language", request.LANGUAGE_CODE)  # type: ignore[attr-defined]

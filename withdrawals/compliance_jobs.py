@@ -59,9 +59,11 @@ def compliance_scan(*, since: datetime | None = None) -> dict[str, int]:
             id_number=w.merchant.kyc.id_number,
             account_number=w.payout_account.account_number,
         )
-        if w.status == Status.PAID and w.amount >= threshold:
-            if report_draft(kind=TransactionReport.Kind.LARGE_VALUE, grounds=[f"amount ≥ {threshold} fen"], **common):
-                counts["large_value"] += 1
+        large = w.status == Status.PAID and w.amount >= threshold
+        if large and report_draft(
+            kind=TransactionReport.Kind.LARGE_VALUE, grounds=[f"amount ≥ {threshold} fen"], **common
+        ):
+            counts["large_value"] += 1
         grounds = _suspicious_grounds(w)
         if grounds and report_draft(kind=TransactionReport.Kind.SUSPICIOUS, grounds=grounds, **common):
             counts["suspicious"] += 1
