@@ -77,6 +77,53 @@ CATALOGUE: dict[str, ErrorSpec] = {
     "payee_unclaimed": ErrorSpec(422, "收款人未在 24 小时内确认收款", "The payee did not confirm within 24 hours"),
     "channel_timeout": ErrorSpec(503, "通道响应超时，正在确认结果", "The channel timed out; confirming the result"),
     "channel_error": ErrorSpec(503, "通道暂时异常，系统将自动重试", "The channel had a temporary problem"),
+    # reason codes the channel adapters emit (channels.catalogue.reason_codes()); merchants see these words
+    "payee_not_verified": ErrorSpec(
+        422, "收款账户未完成实名认证，请更换已实名的收款账户", "The payee account is not real-name verified"
+    ),
+    "payee_receive_limit_reached": ErrorSpec(
+        422, "收款账户已达到今日收款限额，请明日再试或更换收款账户", "The payee account reached its receiving limit"
+    ),
+    "channel_risk_rejected": ErrorSpec(
+        422, "该笔出款未通过支付通道的风险审核，请更换收款账户或联系客服", "The payment channel declined this payout"
+    ),
+    "channel_request_invalid": ErrorSpec(
+        422, "出款请求信息有误，请核对收款账户信息后重试", "The payout request was invalid; check the payee account"
+    ),
+    "account_kind_unsupported": ErrorSpec(
+        422, "当前通道不支持该类型的收款账户，系统将尝试其他通道", "The channel does not support this account type"
+    ),
+    "amount_below_channel_minimum": ErrorSpec(
+        422, "金额低于通道单笔最低限额，系统将尝试其他通道", "The amount is below the channel's minimum"
+    ),
+    "amount_over_channel_limit": ErrorSpec(
+        422, "金额超过通道单笔限额，系统将尝试其他通道", "The amount is above the channel's per-payout limit"
+    ),
+    "channel_daily_limit_reached": ErrorSpec(
+        503, "通道今日额度已用完，系统将尝试其他通道", "The channel's daily limit is reached"
+    ),
+    "channel_account_restricted": ErrorSpec(
+        503, "出款通道账户受限，系统将切换通道并自动重试", "Our account at the channel is restricted"
+    ),
+    "channel_funds_insufficient": ErrorSpec(
+        503, "出款通道备付金不足，系统将切换通道并自动重试", "Our funding account at the channel is short"
+    ),
+    "channel_misconfigured": ErrorSpec(
+        503, "出款通道配置异常，系统将切换通道并自动重试", "The channel is misconfigured"
+    ),
+    "channel_response_invalid": ErrorSpec(
+        503, "通道返回异常，正在确认结果", "The channel's answer could not be verified; confirming the result"
+    ),
+    "channel_system_error": ErrorSpec(503, "通道系统繁忙，正在确认结果", "The channel had a system error"),
+    "channel_unclassified_error": ErrorSpec(
+        503, "通道返回未知错误，正在确认结果", "The channel returned an unknown error; confirming the result"
+    ),
+    "order_conflict": ErrorSpec(
+        409, "通道订单信息冲突，正在确认结果", "The channel holds a different order under this number"
+    ),
+    "order_no_unsupported": ErrorSpec(
+        503, "订单号格式不被该通道支持，系统将尝试其他通道", "The channel does not accept this order number"
+    ),
 }
 
 

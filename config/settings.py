@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from .env import env_bool, env_choice, env_int, env_list, env_str
@@ -52,7 +53,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
+    "config.middleware.LanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -60,6 +61,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    "config.metrics.ApiMetricsMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -149,6 +151,12 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "withdrawals-sweep": {"task": "withdrawals.sweep", "schedule": env_int("SWEEP_INTERVAL_SECONDS", 15, minimum=1)},
     "wallets-release-pending": {"task": "wallets.release_due", "schedule": 60.0},
+    # Yesterday's channel statements, once the providers have published them.
+    "channels-reconcile-daily": {
+        "task": "withdrawals.reconcile_channels",
+        "schedule": crontab(hour=env_int("RECONCILE_HOUR", 3, minimum=0, maximum=23), minute=15),
+    },
+    "channels-prune-outcomes": {"task": "channels.prune_outcomes", "schedule": 3600.0},
 }
 
 # --- REST framework -------------------------------------------------------------------------------------
@@ -174,6 +182,27 @@ WITHDRAWAL_UNKNOWN_ESCALATE_SECONDS = env_int("WITHDRAWAL_UNKNOWN_ESCALATE_SECON
 CHANNEL_CALL_TIMEOUT_SECONDS = env_int("CHANNEL_CALL_TIMEOUT_SECONDS", 10, minimum=1)
 SANDBOX_GATEWAY_URL = env_str("SANDBOX_GATEWAY_URL", "http://127.0.0.1:8700")
 LARGE_VALUE_THRESHOLD_FEN = env_int("LARGE_VALUE_THRESHOLD_FEN", 5_000_000, minimum=1)
+
+# --- channels: routing, health, callbacks, monitoring ----------------------------------------------------
+# Where providers send callbacks: {PLATFORM_BASE_URL}/callbacks/<channel_code>/
+PLATFORM_BASE_URL = env_str("PLATFORM_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+SANDBOX_GATEWAY_DATA_DIR = env_str("SANDBOX_GATEWAY_DATA_DIR", str(VAR_DIR / "gateway"))
+# Payouts at or above this (fen, net) prefer a bank-direct channel.
+ROUTING_LARGE_AMOUNT_FEN = env_int("ROUTING_LARGE_AMOUNT_FEN", 5_000_000, minimum=1)
+# Sliding window of channel outcomes the success rate and the breaker look at.
+CHANNEL_HEALTH_WINDOW_SECONDS = env_int("CHANNEL_HEALTH_WINDOW_SECONDS", 300, minimum=10)
+# The breaker opens when channel-side failures exceed this share of calls (basis points; 500 = 5%) ...
+CHANNEL_BREAKER_FAILURE_RATE_BP = env_int("CHANNEL_BREAKER_FAILURE_RATE_BP", 500, minimum=1, maximum=10_000)
+# ... over at least this many calls in the window.
+CHANNEL_BREAKER_MIN_SAMPLES = env_int("CHANNEL_BREAKER_MIN_SAMPLES", 20, minimum=1)
+# An open breaker turns half-open after this long and lets this many probe payouts through.
+CHANNEL_BREAKER_COOLDOWN_SECONDS = env_int("CHANNEL_BREAKER_COOLDOWN_SECONDS", 60, minimum=1)
+CHANNEL_BREAKER_HALF_OPEN_PROBES = env_int("CHANNEL_BREAKER_HALF_OPEN_PROBES", 3, minimum=1)
+CHANNEL_OUTCOME_RETENTION_DAYS = env_int("CHANNEL_OUTCOME_RETENTION_DAYS", 14, minimum=1)
+# /healthz/ready fails when the sandbox gateway is down (only if an enabled channel uses it).
+HEALTH_CHECK_GATEWAY = env_bool("HEALTH_CHECK_GATEWAY", True)
+# Optional bearer token for GET /metrics (empty: open, bind to loopback or protect at the proxy).
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 SMS_BACKEND = env_choice("SMS_BACKEND", "console", {"console", "memory"})
 
 LOGGING = {
@@ -183,3 +212,12 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_choice("LOG_LEVEL", "INFO", {"DEBUG", "INFO", "WARNING", "ERROR"})},
 }
+
+# --- risk: learning loop and tier upgrades (appended by the risk issue) --------------------------------------
+RISK_SHARED_ENTITY_LIST_MIN = env_int("RISK_SHARED_ENTITY_LIST_MIN", 4, minimum=2)
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "risk-learning-loop": {"task": "risk.learning_loop", "schedule": crontab(hour=4, minute=30)},
+        "accounts-tiers-refresh": {"task": "accounts.tiers_refresh", "schedule": crontab(hour=5, minute=0)},
+    }
+)

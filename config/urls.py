@@ -3,10 +3,19 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
 from django.views.defaults import page_not_found, server_error
 
+from channels.views import ops_view
 from config.errors import error_message
+from config.health import live, ready
+from config.metrics import metrics_view
+from withdrawals.callbacks import channel_callback_view
 
 urlpatterns = [
+    path("admin/ops/", admin.site.admin_view(ops_view), name="admin_ops"),
     path("admin/", admin.site.urls),
+    path("callbacks/<slug:channel_code>/", channel_callback_view, name="channel_callback"),
+    path("healthz/live", live, name="healthz_live"),
+    path("healthz/ready", ready, name="healthz_ready"),
+    path("metrics", metrics_view, name="metrics"),
     path("api/v1/", include("withdrawals.api.urls")),
     path("", include("withdrawals.urls")),
 ]

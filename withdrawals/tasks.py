@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from celery import shared_task
+from django.utils import timezone
 
 from . import payouts
 
@@ -20,3 +23,12 @@ def payout_query(withdrawal_id: int) -> None:
 @shared_task(name="withdrawals.sweep")
 def sweep() -> dict[str, int]:
     return payouts.sweep()
+
+
+@shared_task(name="withdrawals.reconcile_channels")
+def reconcile_channels(date: str = "") -> int:
+    """Yesterday's statements (or ``date``), every statement-publishing channel."""
+    from .reconciliation import reconcile_channels as run
+
+    day = dt.date.fromisoformat(date) if date else timezone.localdate() - dt.timedelta(days=1)
+    return len(run(date=day))

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from django.conf import settings
@@ -27,20 +28,24 @@ class Command(BaseCommand):
     def handle(self, *args, **o):  # type: ignore[no-untyped-def]
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
-        if not o["no_seed"]:
-            call_command("seed_demo")
         python = sys.executable
         var = Path(settings.VAR_DIR)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PLATFORM_BASE_URL": f"http://{o['host']}:{o['port']}"}
         procs: list[tuple[str, subprocess.Popen]] = []
 
         def start(name: str, argv: list[str]) -> None:
             procs.append((name, subprocess.Popen(argv, env=env, cwd=settings.BASE_DIR)))
 
+        # The gateway first: it creates the key material seed_demo puts into the channels' config.
         gateway = Path(settings.BASE_DIR, "channels", "management", "commands", "sandbox_gateway.py")
         if gateway.exists():
             port = settings.SANDBOX_GATEWAY_URL.rsplit(":", 1)[-1].strip("/")
-            start("gateway", [python, "manage.py", "sandbox_gateway", "--port", port, "--data-dir", str(var / "gateway")])
+            start("gateway", [python, "manage.py", "sandbox_gateway", "--port", port, "--data-dir",
+                              str(Path(settings.SANDBOX_GATEWAY_DATA_DIR).resolve()), "--quiet"])
+            self._wait_for_gateway()
+        if not o["no_seed"]:
+            settings.PLATFORM_BASE_URL = env["PLATFORM_BASE_URL"]  # the channels' notify_url points here
+            call_command("seed_demo")
         start("worker", [python, "-m", "celery", "-A", "config", "worker", "-B", "-l", "INFO", "--concurrency", "2",
                          "--schedule", str(var / "celerybeat-schedule")])
         start("web", [python, "manage.py", "runserver", f"{o['host']}:{o['port']}", "--noreload"])
@@ -49,8 +54,12 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(
             f"\nPlatform running (database: {db['ENGINE'].rsplit('.', 1)[-1]}, broker: {settings.CELERY_BROKER_URL.split('://')[0]})\n"
             f"  Merchant site : {base}/            (alice / bob / carol, password demo-pass-2026)\n"
-            f"  Review admin  : {base}/admin/      (reviewer, reviewer2, senior, compliance, ops, admin; same password)\n"
+            f"  Review admin  : {base}/admin/      "
+            f"(reviewer, reviewer2, senior, compliance, ops, admin; same password)\n"
             f"  Partner API   : {base}/api/v1/     (Authorization: Bearer <API key printed above>)\n"
+            f"  Operations    : {base}/admin/ops/  (channel health, breakers, alerts; user ops or admin)\n"
+            f"  Monitoring    : {base}/metrics  {base}/healthz/ready\n"
+            f"  Gateway       : {settings.SANDBOX_GATEWAY_URL}/_control/  (fault scripts: docs/channels.md)\n"
             f"Press Ctrl-C to stop.\n"
         ))
 
@@ -79,3 +88,16 @@ class Command(BaseCommand):
                     proc.wait(timeout=max(0.1, deadline - time.time()))
                 except subprocess.TimeoutExpired:
                     proc.kill()
+
+    def _wait_for_gateway(self, timeout: float = 30.0) -> None:
+        url = settings.SANDBOX_GATEWAY_URL.rstrip("/") + "/_control/health"
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.stderr.write(f"sandbox gateway did not answer at {url} within {timeout:.0f}s; seeding anyway")

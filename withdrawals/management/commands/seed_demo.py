@@ -1,11 +1,16 @@
 """Demo data: merchants with balances and cards for every sandbox path, reviewers, channels. Idempotent."""
 
+import json
+from pathlib import Path
+
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 
 from accounts.models import ApiKey, Merchant, User
 from accounts.roles import roles_sync
 from accounts.services import api_key_create, kyc_verify, merchant_register, payout_account_add
+from channels.models import Channel
 from channels.sandbox_rules import make_card_number
 from wallets.services import merchant_sale_settle, reserve_adjust, sale_credit
 from withdrawals.fees import policy_current
@@ -28,6 +33,67 @@ STAFF = [
     ("ops", "operations", "operations"),
     ("support", "support", "support"),
 ]
+
+
+# The sandbox gateway's three protocols, priced and timed so routing visibly differs: small bank-card payouts go
+# to Alipay (cheapest), larger ones bank-direct (flat fee), instant ones to the fastest, large ones bank-direct.
+GATEWAY_CHANNELS = [
+    # code, name, adapter, kinds, speed tiers, fee fixed, rate bp, min, max, arrival s, max amount, daily, priority
+    ("bankdirect", "银行直连（沙箱）", "bankdirect", ["bank_card"], ["standard", "t1"], 200, 0, 0, None, 120,
+     100_000_000, 2_000_000_000, 10),
+    ("alipay", "支付宝转账（沙箱）", "alipay", ["alipay", "bank_card"], [], 0, 15, 100, 2500, 30,
+     5_000_000, 500_000_000, 20),
+    ("wechat", "微信商家转账（沙箱）", "wechat", ["wechat"], [], 0, 10, 50, 2000, 10,
+     2_000_000, 200_000_000, 30),
+]
+
+
+def gateway_adapter_configs() -> dict[str, dict]:
+    """Adapter configs from the gateway's keys.json; the keys are created here when the gateway never ran."""
+    from channels.gateway.keys import load_or_create
+
+    data_dir = Path(settings.SANDBOX_GATEWAY_DATA_DIR).resolve()
+    if not (data_dir / "keys.json").exists():
+        load_or_create(data_dir, settings.SANDBOX_GATEWAY_URL)
+    index = json.loads((data_dir / "keys.json").read_text())
+    configs = {}
+    base = settings.SANDBOX_GATEWAY_URL.rstrip("/")
+    for name, config in index["adapters"].items():
+        config = dict(config)
+        for key, value in list(config.items()):
+            if key.endswith("_file"):  # keys.json may hold paths relative to where the gateway was started
+                config[key] = str(data_dir / Path(value).name)
+        # The gateway may have written keys.json for another address: point at the configured one.
+        if name == "bankdirect":
+            config["base_url"] = f"{base}/bankdirect/v1"
+        elif name == "alipay":
+            config["server_url"] = f"{base}/alipay/gateway.do"
+        elif name == "wechat":
+            config["base_url"] = base
+        config["notify_url"] = f"{settings.PLATFORM_BASE_URL}/callbacks/{name}/"
+        config["timeout"] = settings.CHANNEL_CALL_TIMEOUT_SECONDS
+        configs[name] = config
+    return configs
+
+
+def seed_gateway_channels() -> list[str]:
+    configs = gateway_adapter_configs()
+    lines = []
+    for row in GATEWAY_CHANNELS:
+        code, name, adapter, kinds, tiers, fixed, rate, fmin, fmax, arrival, max_amount, daily, priority = row
+        channel, created = Channel.objects.get_or_create(code=code, defaults={
+            "name": name, "adapter": adapter, "supported_account_kinds": kinds, "speed_tiers": tiers,
+            "fee_fixed": fixed, "fee_rate_bp": rate, "fee_min": fmin, "fee_max": fmax,
+            "expected_arrival_seconds": arrival, "max_amount": max_amount, "daily_amount_limit": daily,
+            "priority": priority, "config": configs[adapter],
+        })
+        if not created and channel.config != configs[adapter]:
+            channel.config = configs[adapter]  # keys / addresses follow the gateway; business settings stay
+            channel.save(update_fields=["config", "updated_at"])
+        lines.append(f"  {code:<11} {name}: fee {fixed} + {rate}bp, ~{arrival}s, kinds {', '.join(kinds)}")
+    # The in-process sandbox stays as the last resort: dearest, lowest priority.
+    Channel.objects.filter(code="sandbox", fee_fixed=0).update(fee_fixed=1000, priority=900)
+    return lines
 
 
 class Command(BaseCommand):
@@ -74,7 +140,11 @@ class Command(BaseCommand):
                 merchant = user.merchant
                 keys = ApiKey.objects.filter(merchant=merchant, revoked_at__isnull=True).count()
                 lines.append(f"  {username:<10} {merchant.name}: {keys} API key(s) (created earlier; shown once)")
+        channel_lines = seed_gateway_channels()
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
+        self.stdout.write(f"Channels (sandbox gateway {settings.SANDBOX_GATEWAY_URL}; in-process sandbox as fallback):")
+        for line in channel_lines:
+            self.stdout.write(line)
         self.stdout.write(f"Merchants (password {PASSWORD}):")
         for line in lines:
             self.stdout.write(line)

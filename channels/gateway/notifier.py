@@ -1,0 +1,170 @@
+"""Outgoing callbacks: signed by the protocol module, logged here, delivered on a background thread.
+
+Faults from the channel's script are decided once per callback: lost (logged, never sent), duplicate (sent
+twice, byte-identical), late (sent ``callback_late_seconds`` later), out of order (held back until the
+channel's next callback has gone out, or ``callback_late_seconds`` at most). A failed delivery is retried
+twice (1 s, 3 s).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import random
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from .script import Script
+from .store import Store
+
+RETRY_DELAYS = (1.0, 3.0)
+DELIVERY_TIMEOUT = 3.0
+
+
+@dataclass(frozen=True)
+class OutgoingCallback:
+    channel: str
+    order_no: str
+    notify_id: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class _Scheduled:
+    callback_id: int
+    attempt: int = 0
+    cancelled: bool = False
+
+
+class Notifier:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._heap: list[tuple[float, int, _Scheduled]] = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._held: dict[str, _Scheduled] = {}
+        self._rng = random.Random()
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gateway-callback")
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="gateway-notifier", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def clear(self) -> None:
+        with self._cond:
+            self._heap.clear()
+            self._held.clear()
+
+    def enqueue(self, callback: OutgoingCallback, script: Script) -> int:
+        rng = self._rng
+        if rng.random() < script.callback_lost_rate:
+            fault = "lost"
+        elif rng.random() < script.callback_out_of_order_rate:
+            fault = "out_of_order"
+        elif rng.random() < script.callback_late_rate:
+            fault = "late"
+        else:
+            fault = ""
+        duplicate = fault != "lost" and rng.random() < script.callback_duplicate_rate
+        if duplicate:
+            fault = f"{fault}+duplicate" if fault else "duplicate"
+        callback_id = self.store.insert_callback(
+            {
+                "channel": callback.channel,
+                "order_no": callback.order_no,
+                "notify_id": callback.notify_id,
+                "status": "lost" if fault == "lost" else "pending",
+                "url": callback.url,
+                "headers": json.dumps(callback.headers),
+                "body": callback.body,
+                "fault": fault,
+                "created_at": time.time(),
+            }
+        )
+        if fault == "lost" or not callback.url:
+            if not callback.url:
+                self.store.set_callback_status(callback_id, "no_url")
+            return callback_id
+        now = time.time()
+        delay = script.callback_late_seconds if fault.startswith(("late", "out_of_order")) else 0.0
+        with self._cond:
+            held = self._held.pop(callback.channel, None)
+            if held is not None and not held.cancelled:
+                # The held-back callback goes out right after this one: the receiver sees them swapped.
+                held.cancelled = True
+                self._push(now + delay + 0.2, _Scheduled(held.callback_id))
+            item = _Scheduled(callback_id)
+            self._push(now + delay, item)
+            if fault.startswith("out_of_order"):
+                self._held[callback.channel] = item
+            if duplicate:
+                self._push(now + delay + 0.1, _Scheduled(callback_id))
+            self._cond.notify_all()
+        return callback_id
+
+    def resend(self, callback_id: int) -> None:
+        with self._cond:
+            self._push(time.time(), _Scheduled(callback_id))
+            self._cond.notify_all()
+
+    def _push(self, due: float, item: _Scheduled) -> None:
+        heapq.heappush(self._heap, (due, next(self._seq), item))
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopped:
+                    return
+                now = time.time()
+                if not self._heap or self._heap[0][0] > now:
+                    timeout = (self._heap[0][0] - now) if self._heap else 1.0
+                    self._cond.wait(timeout=max(0.01, min(timeout, 1.0)))
+                    continue
+                _, _, item = heapq.heappop(self._heap)
+                if item.cancelled:
+                    continue
+                for channel, held in list(self._held.items()):
+                    if held is item:
+                        del self._held[channel]
+            self._pool.submit(self._deliver, item)
+
+    def _deliver(self, item: _Scheduled) -> None:
+        callback = self.store.callback(item.callback_id)
+        if callback is None:
+            return
+        request = urllib.request.Request(
+            callback["url"], data=callback["body"].encode(), headers=callback["headers"], method="POST"
+        )
+        entry: dict[str, object] = {"at": time.time(), "attempt": item.attempt + 1}
+        delivered = False
+        try:
+            with urllib.request.urlopen(request, timeout=DELIVERY_TIMEOUT) as response:
+                entry["status"] = response.status
+                delivered = 200 <= response.status < 300
+        except urllib.error.HTTPError as exc:
+            entry["status"] = exc.code
+        except (OSError, ValueError) as exc:
+            entry["error"] = str(exc)
+        self.store.record_delivery(item.callback_id, entry, delivered)
+        if not delivered and item.attempt < len(RETRY_DELAYS):
+            with self._cond:
+                self._push(
+                    time.time() + RETRY_DELAYS[item.attempt], _Scheduled(item.callback_id, item.attempt + 1)
+                )
+                self._cond.notify_all()
+        elif not delivered:
+            self.store.set_callback_status(item.callback_id, "failed")
