@@ -152,6 +152,7 @@ def test_cancel_and_failed_reason(alice_api, merchant_alice, monkeypatch):
     cancelled = alice_api.post(f"/api/v1/withdrawals/{big['id']}/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     assert_error(alice_api.post(f"/api/v1/withdrawals/{big['id']}/cancel"), 409, "invalid_state")
+    monkeypatch.setattr("withdrawals.services.risk_assess_withdrawal", lambda event: RiskDecision("allow", 0))
     failing = card_for(merchant_alice, "11")
     w = post(alice_api, {"amount": 10_000, "payout_account": failing.pk}, key="fail-1").json()
     detail = alice_api.get(f"/api/v1/withdrawals/{w['id']}").json()
