@@ -34,6 +34,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "wallets.view_ledgeraccount",
         "wallets.view_transfer",
         "wallets.view_entry",
+        "compliance.view_transactionreport",
+        "compliance.file_report",
+        "compliance.view_custodyreconciliation",
     ],
     "operations": [
         "withdrawals.view_withdrawal",
