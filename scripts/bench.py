@@ -18,6 +18,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -53,8 +54,8 @@ def bench_submit(merchants: int, per_merchant: int, threads: int) -> None:
     policy.daily_count_limit = 10_000
     policy.daily_amount_limit = 10**12
     policy.save()
-    services._enqueue_payout = lambda wid, countdown=0: None  # type: ignore[assignment]  # measure acceptance only
-    people = [MerchantFactory(credit=per_merchant * 20_000) for _ in range(merchants)]
+    services._enqueue_payout = lambda wid, countdown=0: None  # type: ignore[assignment,misc]  # acceptance only
+    people: list[Any] = [MerchantFactory(credit=per_merchant * 20_000) for _ in range(merchants)]
     jobs = [(m.pk, m.payout_accounts.get(is_default=True).pk) for m in people for _ in range(per_merchant)]
     latencies: list[float] = []
     lock = threading.Lock()
@@ -89,7 +90,7 @@ def bench_payout(limit: int) -> None:
     if not ids:
         print("payout: nothing approved to pay (run the submit part first)")
         return
-    payouts._enqueue_query = lambda wid, countdown=0: None  # type: ignore[assignment]
+    payouts._enqueue_query = lambda wid, countdown=0: None  # type: ignore[assignment,misc]
     latencies = []
     start = time.perf_counter()
     for wid in ids:

@@ -15,7 +15,7 @@ NOON = timezone.make_aware(dt.datetime(2026, 3, 2, 12, 0))
 
 
 class Ours:
-    def __init__(self, day: list[OurPayout], elsewhere: list[OurPayout] = ()) -> None:
+    def __init__(self, day: list[OurPayout], elsewhere: tuple[OurPayout, ...] = ()) -> None:
         self.day, self.elsewhere = day, list(elsewhere)
 
     def settled_on(self, channel_code, date):

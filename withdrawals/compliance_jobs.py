@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Q
@@ -48,7 +49,7 @@ def compliance_scan(*, since: datetime | None = None) -> dict[str, int]:
         .select_related("merchant", "merchant__kyc", "payout_account")
     )
     for w in candidates.iterator():
-        common = dict(
+        common: dict[str, Any] = dict(
             subject_ref=f"withdrawal:{w.pk}",
             merchant_id=w.merchant_id,
             merchant_name=w.merchant.name,
