@@ -4,7 +4,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from wallets.selectors import wallet_balances
 
-from .models import ApiKey, KycRecord, Merchant, Notification, PayoutAccount, User
+from .models import ApiKey, KycRecord, Merchant, MerchantTier, Notification, PayoutAccount, User
 
 
 @admin.register(User)
@@ -30,11 +30,11 @@ class PayoutAccountInline(admin.TabularInline):
 
 @admin.register(Merchant)
 class MerchantAdmin(SimpleHistoryAdmin):
-    list_display = ("id", "name", "kind", "category", "status", "balances", "created_at")
-    list_filter = ("kind", "category", "status")
+    list_display = ("id", "name", "kind", "category", "status", "tier", "balances", "created_at")
+    list_filter = ("kind", "category", "status", "tier")
     search_fields = ("name", "external_ref", "kyc__real_name", "=id")
     inlines = [KycInline, PayoutAccountInline]
-    readonly_fields = ("balances", "created_at")
+    readonly_fields = ("balances", "created_at", "tier", "tier_updated_at", "settled_volume")
 
     @admin.display(description="余额 (可提现 / 冻结 / 待结算 / 保证金)")
     def balances(self, obj: Merchant) -> str:
@@ -44,8 +44,8 @@ class MerchantAdmin(SimpleHistoryAdmin):
 
 @admin.register(KycRecord)
 class KycRecordAdmin(SimpleHistoryAdmin):
-    list_display = ("merchant", "real_name", "status", "level", "verified_at")
-    list_filter = ("status", "level")
+    list_display = ("merchant", "real_name", "status", "level", "provider", "verified_at")
+    list_filter = ("status", "level", "provider")
     search_fields = ("real_name", "merchant__name")
 
 
@@ -76,3 +76,23 @@ class ApiKeyAdmin(admin.ModelAdmin):
 class NotificationAdmin(admin.ModelAdmin):
     list_display = ("merchant", "kind", "title", "created_at", "read_at")
     list_filter = ("kind",)
+
+
+@admin.register(MerchantTier)
+class MerchantTierAdmin(SimpleHistoryAdmin):
+    """Tiers and their limits (fen). Changes are audited; merchants move on the next refresh."""
+
+    list_display = (
+        "rank",
+        "code",
+        "name",
+        "min_kyc_level",
+        "min_account_age_days",
+        "min_settled_volume",
+        "require_clean_history",
+        "per_payout_limit",
+        "daily_limit",
+        "monthly_limit",
+        "active",
+    )
+    list_editable = ("per_payout_limit", "daily_limit", "monthly_limit", "active")

@@ -40,6 +40,10 @@ class Merchant(models.Model):
     # None: the category default (settlement_freeze_days_for).
     settlement_freeze_days = models.PositiveSmallIntegerField(null=True, blank=True)
     reserve_required = models.BigIntegerField(default=0, help_text="保证金 in fen, kept out of available")
+    # Tier (limits) and what it is computed from; see accounts.services.merchant_tier_refresh.
+    tier = models.ForeignKey("accounts.MerchantTier", null=True, blank=True, on_delete=models.PROTECT)
+    tier_updated_at = models.DateTimeField(null=True, blank=True)
+    settled_volume = models.BigIntegerField(default=0, help_text="fen of sales settled so far")
     created_at = models.DateTimeField(auto_now_add=True)
 
     history = HistoricalRecords(get_user=history_user)
@@ -66,6 +70,9 @@ class KycRecord(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     level = models.PositiveSmallIntegerField(default=0, help_text="0 none, 1 real name, 2 four elements")
     verified_at = models.DateTimeField(null=True, blank=True)
+    provider = models.CharField(max_length=30, blank=True, default="", help_text="KYC provider that answered")
+    provider_ref = models.CharField(max_length=64, blank=True, default="", help_text="the provider's request id")
+    four_elements_card = models.CharField(max_length=64, blank=True, default="", help_text="card of the level-2 check")
     created_at = models.DateTimeField(auto_now_add=True)
 
     history = HistoricalRecords(get_user=history_user)
@@ -150,3 +157,33 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class MerchantTier(models.Model):
+    """Account tier: who qualifies (KYC level, account age, settled sales, clean history) and what limits apply.
+
+    Edited in the admin with history. A merchant holds the highest-ranked active tier it qualifies for; the
+    platform policy's limits (withdrawals.WithdrawalPolicy) still apply on top."""
+
+    code = models.CharField(max_length=20, unique=True)
+    name = models.CharField(max_length=40)
+    rank = models.PositiveSmallIntegerField(unique=True, help_text="higher is better")
+    min_kyc_level = models.PositiveSmallIntegerField(default=1)
+    min_account_age_days = models.PositiveIntegerField(default=0)
+    min_settled_volume = models.BigIntegerField(default=0, help_text="fen of settled sales")
+    require_clean_history = models.BooleanField(
+        default=False, help_text="no confirmed fraud and no review rejection in the last 180 days"
+    )
+    per_payout_limit = models.BigIntegerField(help_text="fen per withdrawal")
+    daily_limit = models.BigIntegerField(help_text="fen per local day")
+    monthly_limit = models.BigIntegerField(help_text="fen per local calendar month")
+    active = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords(get_user=history_user)
+
+    class Meta:
+        ordering = ["rank"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"

@@ -1,20 +1,25 @@
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from stdnum import luhn
 from stdnum.exceptions import ValidationError as StdnumError
 
 from config.errors import DomainError
 from risk.engine.identity import id_number_valid, normalise_name
-from risk.services import risk_observe
+from risk.models import RiskLabel
+from risk.services import risk_observe, risk_sale_listener_register
 from wallets.services import wallet_open
 
-from .models import ApiKey, KycRecord, Merchant, PayoutAccount, User
+from .kyc import KycProviderError, KycResult, kyc_provider
+from .models import ApiKey, KycRecord, Merchant, MerchantTier, PayoutAccount, User
+
+log = logging.getLogger(__name__)
 
 
 # Province-level codes of GB/T 2260. County codes change every year, so only the province is checked: a stale
@@ -158,16 +163,198 @@ def merchant_register(
     return Registration(merchant=merchant, user=user)
 
 
-def kyc_verify(*, merchant: Merchant, level: int = 2) -> KycRecord:
-    """Mark KYC verified after the provider check. The risk issue adds the four-element provider call."""
+def _provider_call(check: Any) -> KycResult:
+    try:
+        return check()
+    except KycProviderError as exc:
+        # Transient: the merchant may simply try again; permanent: support has to look at it.
+        raise DomainError("kyc_required", details={"provider_error": str(exc), "retry": not exc.permanent}) from None
+
+
+def kyc_verify(*, merchant: Merchant, level: int = 2, card: str = "", now: datetime | None = None) -> KycRecord:
+    """Verify the merchant's identity through the KYC provider.
+
+    Level 1 is the real-name check (name + identity number). Level 2 adds the bank-card four elements (name,
+    identity number, card, phone) on ``card`` or, if none is given, the merchant's bank card in its KYC name;
+    without such a card yet the record stays at level 1 and reaches level 2 when one is bound
+    (``payout_account_add``). A real-name mismatch marks the record rejected and raises kyc_required."""
+    now = now or timezone.now()
     with transaction.atomic():
         kyc = KycRecord.objects.select_for_update().get(merchant=merchant)
         id_number_validate(kyc.id_number)
-        kyc.status = KycRecord.Status.VERIFIED
-        kyc.level = level
-        kyc.verified_at = timezone.now()
-        kyc.save(update_fields=["status", "level", "verified_at"])
+        provider = kyc_provider()
+        result = _provider_call(lambda: provider.verify_real_name(kyc.real_name, kyc.id_number))
+        kyc.provider, kyc.provider_ref = result.provider, result.request_id
+        if not result.matched:
+            kyc.status, kyc.level = KycRecord.Status.REJECTED, 0
+            kyc.save(update_fields=["status", "level", "provider", "provider_ref"])
+        else:
+            kyc.status = KycRecord.Status.VERIFIED
+            kyc.level = max(kyc.level, 1)
+            kyc.verified_at = kyc.verified_at or now
+            kyc.save(update_fields=["status", "level", "verified_at", "provider", "provider_ref"])
+            if level >= 2:
+                if not card:
+                    own = [
+                        a
+                        for a in merchant.payout_accounts.filter(
+                            kind=PayoutAccount.Kind.BANK_CARD, status=PayoutAccount.Status.ACTIVE
+                        ).order_by("-is_default", "pk")
+                        if names_match(a.holder_name, kyc.real_name)
+                    ]
+                    card = own[0].account_number if own else ""
+                if card:
+                    _four_elements(kyc, card)
+            merchant_tier_refresh(merchant=merchant, now=now)
+    if not result.matched:
+        raise DomainError(
+            "kyc_required",
+            details={"real_name": "the provider did not confirm the name and identity number", **_flags(result)},
+        )
     return kyc
+
+
+def _flags(result: KycResult) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in {
+            "name_match": result.name_match,
+            "id_number_match": result.id_number_match,
+            "card_match": result.card_match,
+            "phone_match": result.phone_match,
+        }.items()
+        if v is not None
+    }
+
+
+def _four_elements(kyc: KycRecord, card: str) -> bool:
+    """Level 2 if the provider confirms name, identity number, card and phone together (kyc is locked)."""
+    provider = kyc_provider()
+    try:
+        result = provider.verify_four_elements(kyc.real_name, kyc.id_number, card, kyc.phone)
+    except KycProviderError as exc:
+        log.warning("four-element check of merchant %s failed: %s", kyc.merchant_id, exc)
+        return False
+    if not result.matched:
+        return False
+    kyc.level, kyc.four_elements_card = 2, card
+    kyc.provider, kyc.provider_ref = result.provider, result.request_id
+    kyc.save(update_fields=["level", "four_elements_card", "provider", "provider_ref"])
+    return True
+
+
+# --- tiers ------------------------------------------------------------------------------------------------
+YUAN = 100
+# Seeded when the table is empty (a fresh database, a flushed test database); edited in the admin afterwards.
+DEFAULT_TIERS: list[dict[str, Any]] = [
+    dict(code="basic", name="基础", rank=1, min_kyc_level=1, per_payout_limit=5_000 * YUAN,
+         daily_limit=20_000 * YUAN, monthly_limit=100_000 * YUAN),
+    dict(code="standard", name="标准", rank=2, min_kyc_level=2, per_payout_limit=100_000 * YUAN,
+         daily_limit=200_000 * YUAN, monthly_limit=2_000_000 * YUAN),
+    dict(code="silver", name="银牌", rank=3, min_kyc_level=2, min_account_age_days=30,
+         min_settled_volume=500_000 * YUAN, require_clean_history=True, per_payout_limit=200_000 * YUAN,
+         daily_limit=500_000 * YUAN, monthly_limit=5_000_000 * YUAN),
+    dict(code="gold", name="金牌", rank=4, min_kyc_level=2, min_account_age_days=180,
+         min_settled_volume=5_000_000 * YUAN, require_clean_history=True, per_payout_limit=500_000 * YUAN,
+         daily_limit=2_000_000 * YUAN, monthly_limit=20_000_000 * YUAN),
+]  # fmt: skip
+CLEAN_HISTORY_DAYS = 180
+
+
+def tiers_active() -> list[MerchantTier]:
+    """Active tiers by rank; the defaults are seeded into an empty table. Not cached: admin edits (and test
+    database flushes) take effect at once, and it is one small query."""
+    tiers = list(MerchantTier.objects.filter(active=True).order_by("rank"))
+    if not tiers and not MerchantTier.objects.exists():
+        for spec in DEFAULT_TIERS:
+            MerchantTier.objects.get_or_create(code=spec["code"], defaults=spec)
+        tiers = list(MerchantTier.objects.filter(active=True).order_by("rank"))
+    return tiers
+
+
+def merchant_history_clean(*, merchant: Merchant, now: datetime) -> bool:
+    """No confirmed fraud and no review rejection recorded against the merchant recently."""
+    return not RiskLabel.objects.filter(
+        merchant_ref=merchant.risk_subject, fraud=True, created_at__gte=now - timedelta(days=CLEAN_HISTORY_DAYS)
+    ).exists()
+
+
+def merchant_tier_compute(*, merchant: Merchant, now: datetime | None = None) -> MerchantTier | None:
+    """The highest active tier the merchant qualifies for (None without verified KYC)."""
+    now = now or timezone.now()
+    kyc = KycRecord.objects.filter(merchant=merchant).only("status", "level").first()
+    level = kyc.level if kyc is not None and kyc.status == KycRecord.Status.VERIFIED else 0
+    age_days = max(0.0, (now - merchant.created_at).total_seconds() / 86_400) if merchant.created_at else 0.0
+    clean: bool | None = None
+    for tier in reversed(tiers_active()):
+        if level < tier.min_kyc_level or age_days < tier.min_account_age_days:
+            continue
+        if merchant.settled_volume < tier.min_settled_volume:
+            continue
+        if tier.require_clean_history:
+            if clean is None:
+                clean = merchant_history_clean(merchant=merchant, now=now)
+            if not clean:
+                continue
+        return tier
+    return None
+
+
+def merchant_tier_refresh(*, merchant: Merchant, now: datetime | None = None) -> MerchantTier | None:
+    """Put the merchant in the tier it qualifies for now: upgrades as KYC, age and sales grow, downgrades when
+    KYC is withdrawn or the history stops being clean. Saved with history only when it changes."""
+    now = now or timezone.now()
+    tier = merchant_tier_compute(merchant=merchant, now=now)
+    if (tier is not None and merchant.tier_id == tier.pk) or (tier is None and merchant.tier_id is None):
+        return tier
+    merchant.tier = tier
+    merchant.tier_updated_at = now
+    merchant.save(update_fields=["tier", "tier_updated_at"])
+    return tier
+
+
+def merchant_tiers_refresh_all(*, now: datetime | None = None) -> dict[str, int]:
+    """The periodic job: re-evaluate every active merchant (age passes thresholds without any event)."""
+    now = now or timezone.now()
+    changed = seen = 0
+    for merchant in Merchant.objects.filter(status=Merchant.Status.ACTIVE).iterator(chunk_size=500):
+        before = merchant.tier_id
+        seen += 1
+        with transaction.atomic():
+            merchant_tier_refresh(merchant=merchant, now=now)
+        changed += merchant.tier_id != before
+    return {"merchants": seen, "changed": changed}
+
+
+def _on_sale_settled(event: dict[str, Any]) -> None:
+    """Each settled sale adds to the merchant's volume in one statement; the tier is re-evaluated only when the
+    volume just crossed a higher tier's threshold (cheap enough for every sale)."""
+    subject, amount = str(event.get("merchant") or ""), int(event.get("amount") or 0)
+    if not subject or amount <= 0:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE accounts_merchant SET settled_volume = settled_volume + %s "
+            "WHERE external_ref = %s OR (external_ref = '' AND id = %s) "
+            "RETURNING id, EXISTS (SELECT 1 FROM accounts_merchanttier t WHERE t.active "
+            "AND t.min_settled_volume > accounts_merchant.settled_volume - %s "
+            "AND t.min_settled_volume <= accounts_merchant.settled_volume)",
+            [amount, subject, int(subject) if subject.isdigit() else -1, amount],
+        )
+        row = cursor.fetchone()
+    if row is not None and row[1]:
+        merchant = Merchant.objects.get(pk=row[0])
+        merchant_tier_refresh(merchant=merchant, now=_event_time(event))
+
+
+def _event_time(event: dict[str, Any]) -> datetime:
+    ts = event.get("ts")
+    if isinstance(ts, str):
+        return datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    return timezone.now()
+
+
+risk_sale_listener_register(_on_sale_settled)
 
 
 def payout_account_add(
@@ -200,6 +387,8 @@ def payout_account_add(
             merchant.payout_accounts.exclude(pk=account.pk).update(is_default=False)
             account.is_default = True
             account.save(update_fields=["is_default"])
+        if kind == PayoutAccount.Kind.BANK_CARD:
+            _four_elements_on_bind(merchant=merchant, card=number, holder_name=holder_name, now=now)
         risk_observe(
             event=_event(
                 merchant,
@@ -215,6 +404,15 @@ def payout_account_add(
     return account
 
 
+def _four_elements_on_bind(*, merchant: Merchant, card: str, holder_name: str, now: Any) -> None:
+    """A card in the KYC name bound by a real-name-verified merchant completes the four-element check."""
+    kyc = KycRecord.objects.select_for_update().filter(merchant=merchant).first()
+    if kyc is None or kyc.status != KycRecord.Status.VERIFIED or kyc.level >= 2:
+        return
+    if names_match(holder_name, kyc.real_name) and _four_elements(kyc, card):
+        merchant_tier_refresh(merchant=merchant, now=now if isinstance(now, datetime) else None)
+
+
 def payout_account_check_receivable(*, account: PayoutAccount, merchant: Merchant) -> None:
     """Raises unless money may be sent to ``account`` for ``merchant``."""
     if account.merchant_id != merchant.pk:
@@ -222,7 +420,7 @@ def payout_account_check_receivable(*, account: PayoutAccount, merchant: Merchan
     if account.status != PayoutAccount.Status.ACTIVE:
         raise DomainError("payout_account_invalid", details={"payout_account": "disabled"})
     kyc = KycRecord.objects.filter(merchant=merchant).first()
-    if kyc is None or kyc.status != KycRecord.Status.VERIFIED:
+    if kyc is None or kyc.status != KycRecord.Status.VERIFIED or kyc.level < 1:
         raise DomainError("kyc_required")
     if not names_match(account.holder_name, kyc.real_name):
         raise DomainError("card_name_mismatch", details={"holder_name": account.holder_name, "kyc_name": kyc.real_name})

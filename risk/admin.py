@@ -1,14 +1,161 @@
 from django.contrib import admin
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from simple_history.admin import SimpleHistoryAdmin
 
-from .models import SmsMessage, StepUpChallenge
+from .models import (
+    LearningLoopRun,
+    ModelVersion,
+    RiskDecisionLog,
+    RiskLabel,
+    RiskListEntry,
+    RuleSetVersion,
+    SmsMessage,
+    StepUpChallenge,
+)
 
 
 @admin.register(StepUpChallenge)
 class StepUpChallengeAdmin(admin.ModelAdmin):
-    list_display = ("subject", "merchant_id", "method", "expires_at", "attempts", "used_at")
+    list_display = ("subject", "merchant_id", "method", "expires_at", "attempts", "used_at", "provider_status")
     readonly_fields = ("code_hash",)
 
 
 @admin.register(SmsMessage)
 class SmsMessageAdmin(admin.ModelAdmin):
     list_display = ("phone", "text", "backend", "created_at")
+
+
+class ActiveFilter(admin.SimpleListFilter):
+    title = "active"
+    parameter_name = "active"
+
+    def lookups(self, request, model_admin):  # type: ignore[no-untyped-def]
+        return [("yes", "active"), ("no", "expired")]
+
+    def queryset(self, request, queryset):  # type: ignore[no-untyped-def]
+        now = timezone.now()
+        if self.value() == "yes":
+            return queryset.exclude(expires_at__lte=now)
+        if self.value() == "no":
+            return queryset.filter(expires_at__lte=now)
+        return queryset
+
+
+@admin.register(RiskListEntry)
+class RiskListEntryAdmin(SimpleHistoryAdmin):
+    """High-risk list: edited here, every change audited (history)."""
+
+    list_display = ("kind", "value", "source", "reason", "expires_at", "is_active", "created_by", "created_at")
+    list_filter = ("kind", "source", ActiveFilter)
+    search_fields = ("value", "reason")
+    readonly_fields = ("created_by", "created_at")
+
+    @admin.display(boolean=True, description="生效")
+    def is_active(self, obj: RiskListEntry) -> bool:
+        return obj.expires_at is None or obj.expires_at > timezone.now()
+
+    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        if not change and obj.created_by_id is None and request.user.is_authenticated:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(RuleSetVersion)
+class RuleSetVersionAdmin(SimpleHistoryAdmin):
+    list_display = ("version", "status", "rule_count", "notes", "updated_at")
+    list_filter = ("status",)
+    readonly_fields = ("created_at", "updated_at")
+
+    @admin.display(description="rules")
+    def rule_count(self, obj: RuleSetVersion) -> int:
+        return len((obj.rules or {}).get("rules", []))
+
+    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        from .engine import ruleset_from_dict
+        from .services import risk_engine_reset
+
+        ruleset_from_dict(obj.rules)  # a malformed rule set never reaches the engine
+        super().save_model(request, obj, form, change)
+        risk_engine_reset()
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(SimpleHistoryAdmin):
+    list_display = ("version", "status", "held_out", "trained_on", "created_at")
+    list_filter = ("status",)
+    readonly_fields = ("artifact", "metrics", "trained_on", "created_at")
+
+    @admin.display(description="held-out @0.5")
+    def held_out(self, obj: ModelVersion) -> str:
+        at = ((obj.metrics or {}).get("held_out") or {}).get("at_0.5") or {}
+        return f"P {at.get('precision')} R {at.get('recall')} FPR {at.get('fpr')}" if at else "—"
+
+
+@admin.register(RiskLabel)
+class RiskLabelAdmin(admin.ModelAdmin):
+    list_display = ("withdrawal_ref", "merchant_ref", "fraud", "source", "created_at")
+    list_filter = ("source", "fraud")
+    search_fields = ("withdrawal_ref", "merchant_ref")
+    readonly_fields = ("features",)
+
+
+@admin.register(RiskDecisionLog)
+class RiskDecisionLogAdmin(admin.ModelAdmin):
+    list_display = ("withdrawal_ref", "merchant_ref", "ts", "outcome", "score", "ruleset_version", "shadow_outcome")
+    list_filter = ("outcome", "ruleset_version", "shadow_outcome")
+    search_fields = ("withdrawal_ref", "merchant_ref", "ip", "device")
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(LearningLoopRun)
+class LearningLoopRunAdmin(admin.ModelAdmin):
+    """The learning loop's reports: IPs / devices shared by several withdrawing accounts, labels, list entries."""
+
+    list_display = ("ran_at", "window_start", "counts")
+    readonly_fields = ("ran_at", "window_start", "counts", "shared_report")
+    exclude = ("summary",)
+
+    @admin.display(description="summary")
+    def counts(self, obj: LearningLoopRun) -> str:
+        s = obj.summary or {}
+        return (
+            f"fraud feedback {s.get('fraud_confirmed', 0)} → list entries {s.get('fraud_list_entries', 0)}; "
+            f"clean labels {s.get('settled_clean_labels', 0)}; shared {len(s.get('shared', []))}, "
+            f"listed {s.get('shared_listed', 0)}"
+        )
+
+    @admin.display(description="shared IPs / devices")
+    def shared_report(self, obj: LearningLoopRun) -> str:
+        rows = (obj.summary or {}).get("shared", [])
+        if not rows:
+            return "—"
+        body = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    r["kind"],
+                    r["value"],
+                    r["accounts"],
+                    r["withdrawals"],
+                    ", ".join(r["merchants"]),
+                    "✔" if r["listed"] else "",
+                )
+                for r in rows
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>kind</th><th>value</th><th>accounts</th><th>withdrawals</th><th>merchants</th>"
+            "<th>listed</th></tr></thead><tbody>{}</tbody></table>",
+            body,
+        )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
+from simple_history.models import HistoricalRecords
+
+from config.history import history_user
 
 
 class StepUpChallenge(models.Model):
@@ -21,9 +25,23 @@ class StepUpChallenge(models.Model):
     max_attempts = models.PositiveSmallIntegerField(default=5)
     used_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Face check: the provider's session and its last known result (pending / passed / failed).
+    provider_status = models.CharField(max_length=10, blank=True, default="")
 
     def __str__(self) -> str:
         return f"{self.get_method_display()} for {self.subject}"
+
+
+class FaceCheckSession(models.Model):
+    """The sandbox face-check provider's own book (a real provider keeps this on its side)."""
+
+    session_id = models.CharField(max_length=40, unique=True)
+    subject = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, default="pending")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.session_id} {self.status}"
 
 
 class SmsMessage(models.Model):
@@ -70,5 +88,138 @@ class RiskLabel(models.Model):
     features = models.JSONField(default=dict, blank=True, help_text="feature values at decision time")
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["withdrawal_ref", "source"], name="one_label_per_source")]
+
     def __str__(self) -> str:
         return f"{self.withdrawal_ref} fraud={self.fraud} ({self.source})"
+
+
+class RiskListEntry(models.Model):
+    """A high-risk IP, device, card, identity number or phone. Active until ``expires_at`` (never if empty).
+
+    Hits are looked up at decision time (``risk.services``) and passed to the engine: a listed device, card or
+    identity number blocks, a phone sends to review, an IP adds score; entries the learning loop made only add
+    score whatever their kind."""
+
+    class Kind(models.TextChoices):
+        IP = "ip", "IP"
+        DEVICE = "device", "设备"
+        CARD = "card", "银行卡"
+        ID_NUMBER = "id_number", "身份证号"
+        PHONE = "phone", "手机号"
+
+    class Source(models.TextChoices):
+        MANUAL = "manual", "人工"
+        LEARNING_LOOP = "learning_loop", "学习闭环"
+        FRAUD_FEEDBACK = "fraud_feedback", "确认欺诈"
+
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    value = models.CharField(max_length=128)
+    reason = models.CharField(max_length=255)
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.MANUAL)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="empty: never expires")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords(get_user=history_user)
+
+    class Meta:
+        verbose_name = "high-risk list entry"
+        verbose_name_plural = "high-risk list (高风险名单)"
+        indexes = [models.Index(fields=["kind", "value"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.value} ({self.get_source_display()})"
+
+
+class RuleSetVersion(models.Model):
+    """A rule set as data (``RuleSet.to_dict()``). One active version decides; one shadow version, if any, is
+    evaluated beside it and recorded in the explanation, never changing the outcome."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "草稿"
+        ACTIVE = "active", "生效"
+        SHADOW = "shadow", "影子运行"
+        RETIRED = "retired", "已停用"
+
+    version = models.CharField(max_length=40, unique=True)
+    rules = models.JSONField(help_text="RuleSet.to_dict(): version, thresholds, rules")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    notes = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords(get_user=history_user)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["status"], condition=models.Q(status="active"), name="one_active_ruleset"),
+            models.UniqueConstraint(fields=["status"], condition=models.Q(status="shadow"), name="one_shadow_ruleset"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version} ({self.get_status_display()})"
+
+
+class ModelVersion(models.Model):
+    """A trained fraud-score artifact (``ModelArtifact.to_dict()``) with its held-out report."""
+
+    class Status(models.TextChoices):
+        CANDIDATE = "candidate", "候选"
+        ACTIVE = "active", "生效"
+        RETIRED = "retired", "已停用"
+
+    version = models.CharField(max_length=40, unique=True)
+    artifact = models.JSONField()
+    metrics = models.JSONField(default=dict, blank=True, help_text="held-out report and training summary")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CANDIDATE)
+    trained_on = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords(get_user=history_user)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["status"], condition=models.Q(status="active"), name="one_active_model")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version} ({self.get_status_display()})"
+
+
+class RiskDecisionLog(models.Model):
+    """Every withdrawal decision with the full feature vector it was made on: labels join here for training,
+    and the learning loop reads who withdrew from which IP and device."""
+
+    withdrawal_ref = models.CharField(max_length=64, db_index=True)
+    withdrawal_id = models.BigIntegerField(null=True, blank=True, help_text="our withdrawal id, if any")
+    merchant_ref = models.CharField(max_length=64)
+    ts = models.DateTimeField(db_index=True, help_text="decision time (the event's time)")
+    outcome = models.CharField(max_length=10)
+    score = models.FloatField()
+    ruleset_version = models.CharField(max_length=40, blank=True, default="")
+    model_version = models.CharField(max_length=40, blank=True, default="")
+    shadow_outcome = models.CharField(max_length=10, blank=True, default="")
+    ip = models.CharField(max_length=64, blank=True, default="")
+    device = models.CharField(max_length=128, blank=True, default="")
+    features = models.JSONField(default=dict)
+
+    def __str__(self) -> str:
+        return f"{self.withdrawal_ref}: {self.outcome} {self.score}"
+
+
+class LearningLoopRun(models.Model):
+    """One run of the learning loop and its report (shared IPs / devices, labels and list entries made)."""
+
+    ran_at = models.DateTimeField()
+    window_start = models.DateTimeField()
+    summary = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["-ran_at"]
+
+    def __str__(self) -> str:
+        return f"learning loop {self.ran_at:%Y-%m-%d %H:%M}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from django.db.models import Q
 from django.utils import timezone
 
 from .models import RiskState
@@ -16,11 +17,31 @@ class DbStore:
 
     def __init__(self) -> None:
         self._pending: dict[tuple[str, str], dict[str, Any]] = {}
+        # Rows read while handling the current event (so a caller's pre-read costs no second query).
+        self._read: dict[tuple[str, str], dict[str, Any] | None] = {}
 
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
         if (kind, key) in self._pending:
             return self._pending[(kind, key)]
-        return RiskState.objects.filter(kind=kind, key=key).values_list("data", flat=True).first()
+        if (kind, key) not in self._read:
+            self._read[(kind, key)] = (
+                RiskState.objects.filter(kind=kind, key=key).values_list("data", flat=True).first()
+            )
+        return self._read[(kind, key)]
+
+    def prefetch(self, addresses: Iterable[tuple[str, str | None]]) -> None:
+        """Read the rows an event is about to need in one query (missing rows are remembered as missing)."""
+        wanted = {
+            (k, key) for k, key in addresses if key and (k, key) not in self._pending and (k, key) not in self._read
+        }
+        if not wanted:
+            return
+        match = Q()
+        for kind, key in wanted:
+            match |= Q(kind=kind, key=key)
+        found = {(k, key): data for k, key, data in RiskState.objects.filter(match).values_list("kind", "key", "data")}
+        for address in wanted:
+            self._read[address] = found.get(address)  # type: ignore[index]
 
     def get_many(self, kind: str, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
         wanted = list(dict.fromkeys(keys))
@@ -34,6 +55,7 @@ class DbStore:
         self._pending[(kind, key)] = value
 
     def flush(self) -> None:
+        self._read.clear()
         if not self._pending:
             return
         now = timezone.now()
@@ -45,3 +67,4 @@ class DbStore:
 
     def discard(self) -> None:
         self._pending.clear()
+        self._read.clear()

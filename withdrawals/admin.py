@@ -10,12 +10,17 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from simple_history.admin import SimpleHistoryAdmin
 
+from accounts.models import Merchant
+from channels.models import StatementDifference
 from config.errors import DomainError, error_message
+from risk.presenters import explanation_html, labels_html, linked_accounts_html
 
 from .models import Status, Withdrawal, WithdrawalApproval, WithdrawalEvent, WithdrawalPolicy
+from .reconciliation import statement_difference_apply_channel, statement_difference_resolve
 from .services import withdrawal_approve, withdrawal_reject
 
 
@@ -81,16 +86,18 @@ class WithdrawalAdmin(admin.ModelAdmin):
     list_select_related = ("merchant",)
     readonly_fields = (
         "order_no", "merchant", "payout_account", "amount_yuan", "fee_yuan", "net_yuan", "currency", "speed",
-        "status", "source", "client_ip", "device_id", "risk_outcome", "risk_score", "reasons", "risk_explanation_pretty",
-        "required_approvals", "channel_code", "channel_reference", "routing_pretty", "quote", "attempts",
+        "status", "source", "client_ip", "device_id", "risk_outcome", "risk_score", "reasons",
+        "risk_explanation_pretty", "required_approvals", "channel_code", "channel_reference", "routing_summary",
+        "routing_pretty", "quote", "attempts",
         "failure_code", "failure_reason", "stuck_flagged_at", "created_at", "state_changed_at", "paid_at",
     )
     fieldsets = (
         ("提现", {"fields": ("order_no", "merchant", "payout_account", ("amount_yuan", "fee_yuan", "net_yuan"),
                              "speed", "status", "source", ("client_ip", "device_id"))}),
-        ("风控", {"fields": ("risk_outcome", "risk_score", "reasons", "risk_explanation_pretty", "required_approvals")}),
-        ("通道", {"fields": ("channel_code", "channel_reference", "routing_pretty", "quote", "attempts",
-                             "failure_code", "failure_reason", "stuck_flagged_at")}),
+        ("风控", {"fields": ("risk_outcome", "risk_score", "reasons", "risk_explanation_pretty",
+                             "required_approvals")}),
+        ("通道", {"fields": ("channel_code", "channel_reference", "routing_summary", "routing_pretty", "quote",
+                             "attempts", "failure_code", "failure_reason", "stuck_flagged_at")}),
         ("时间", {"fields": ("created_at", "state_changed_at", "paid_at")}),
     )
 
@@ -138,6 +145,44 @@ class WithdrawalAdmin(admin.ModelAdmin):
     def risk_explanation_pretty(self, obj: Withdrawal) -> str:
         return format_html("<pre style='white-space:pre-wrap'>{}</pre>",
                            json.dumps(obj.risk_explanation, ensure_ascii=False, indent=2))
+
+    # --- risk review: readable explanation, linked accounts, labels (risk issue) ----------------------------
+    RISK_REVIEW_FIELDS = ("risk_summary", "linked_accounts", "risk_labels")
+
+    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return (*super().get_readonly_fields(request, obj), *self.RISK_REVIEW_FIELDS)
+
+    def get_fieldsets(self, request, obj=None):  # type: ignore[no-untyped-def]
+        sets = []
+        for name, opts in super().get_fieldsets(request, obj):
+            fields = tuple(opts.get("fields", ()))
+            if "risk_explanation_pretty" in fields and "risk_summary" not in fields:
+                at = fields.index("risk_explanation_pretty")
+                fields = (*fields[:at], *self.RISK_REVIEW_FIELDS, *fields[at:])
+            sets.append((name, {**opts, "fields": fields}))
+        return sets
+
+    @admin.display(description="风控解释（可读）")
+    def risk_summary(self, obj: Withdrawal) -> str:
+        return explanation_html(obj.risk_explanation or {})
+
+    @admin.display(description="关联账户（同设备 / IP / 卡 / 手机 / 身份证）")
+    def linked_accounts(self, obj: Withdrawal) -> str:
+        def link_for(subject: str) -> tuple[str, str] | None:
+            m = Merchant.objects.filter(external_ref=subject).first()
+            if m is None and subject.isdigit():
+                m = Merchant.objects.filter(pk=int(subject), external_ref="").first()
+            return (reverse("admin:accounts_merchant_change", args=[m.pk]), str(m)) if m else None
+
+        return linked_accounts_html(obj.merchant.risk_subject, link_for)
+
+    @admin.display(description="训练标签")
+    def risk_labels(self, obj: Withdrawal) -> str:
+        return labels_html(str((obj.risk_explanation or {}).get("withdrawal_ref") or obj.pk))
+
+    @admin.display(description="路由解释")
+    def routing_summary(self, obj: Withdrawal) -> str:
+        return routing_summary_html(obj.routing)
 
     @admin.display(description="路由决策")
     def routing_pretty(self, obj: Withdrawal) -> str:
@@ -227,3 +272,122 @@ class ReviewQueueAdmin(WithdrawalAdmin):
 class WithdrawalPolicyAdmin(SimpleHistoryAdmin):
     list_display = ("name", "active", "min_amount", "max_per_withdrawal", "daily_amount_limit", "daily_count_limit",
                     "dual_approval_threshold", "updated_at")
+
+
+# --- routing explanation ----------------------------------------------------------------------------------
+WINNER_STYLE = mark_safe(' style="background:#dcfce7;font-weight:bold"')  # a constant, no user input
+
+
+def routing_summary_html(routing: dict) -> str:
+    """The routing decision as a table: policy, winner and why, each candidate's score components or why not."""
+    if not routing.get("candidates"):
+        return "—"
+    rows = format_html_join(
+        "", "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (
+                WINNER_STYLE if c["channel"] == routing.get("winner") else "",
+                c["channel"], c.get("rank", "—"), c.get("score", "—"), c["cost"], c["arrival"],
+                "—" if c.get("success_rate") is None else f"{c['success_rate']:.1%}", c.get("breaker", ""),
+                "; ".join(c.get("why_not") or []) or c.get("why_not_preferred", "")
+                or ", ".join(f"{k}={v}" for k, v in (c.get("components") or {}).items()),
+            )
+            for c in routing["candidates"]
+        ),
+    )
+    return format_html(
+        "<p><b>策略</b> {}（{}）<br><b>结论</b> {}</p>"
+        "<table><thead><tr><th>通道</th><th>排名</th><th>得分(低优)</th><th>费用(分)</th><th>到账(秒)</th>"
+        "<th>成功率</th><th>熔断</th><th>不可用原因 / 得分构成</th></tr></thead><tbody>{}</tbody></table>",
+        routing.get("policy_text") or routing.get("policy", ""), routing.get("policy_reason", ""),
+        routing.get("why", ""), rows,
+    )
+
+
+# --- statement differences (channels' models, resolved through withdrawal services) ----------------------
+@admin.register(StatementDifference)
+class StatementDifferenceAdmin(admin.ModelAdmin):
+    change_form_template = "admin/channels/statementdifference_change_form.html"
+    list_display = ("order_no", "channel_code", "statement_date", "kind", "our_status", "their_status",
+                    "our_amount", "their_amount", "resolved_at", "resolution", "withdrawal_link")
+    list_filter = (("resolved_at", admin.EmptyFieldListFilter), "kind", "channel_code")
+    search_fields = ("order_no", "channel_reference")
+    readonly_fields = ("statement", "channel_code", "order_no", "kind", "our_status", "their_status", "our_amount",
+                       "their_amount", "channel_reference", "created_at", "resolved_at", "resolved_by", "resolution",
+                       "note", "withdrawal_link")
+    actions = ["follow_statement"]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("payment_channels.view_channel")
+
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return request.user.has_perm("payment_channels.view_channel")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def get_actions(self, request: HttpRequest):  # type: ignore[no-untyped-def]
+        actions = super().get_actions(request)
+        if not request.user.has_perm("withdrawals.resolve_withdrawal"):
+            actions.pop("follow_statement", None)
+        return actions
+
+    @admin.display(description="对账日", ordering="statement__date")
+    def statement_date(self, obj: StatementDifference) -> str:
+        return str(obj.statement.date)
+
+    @admin.display(description="提现")
+    def withdrawal_link(self, obj: StatementDifference) -> str:
+        w = Withdrawal.objects.filter(order_no=obj.order_no).only("pk", "status").first()
+        if w is None:
+            return "—"
+        url = reverse("admin:withdrawals_withdrawal_change", args=[w.pk])
+        return format_html('<a href="{}">#{} {}</a>', url, w.pk, w.get_status_display())
+
+    @admin.action(description="按通道对账单处理所选差异 (follow the statement)")
+    def follow_statement(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+        for d in queryset.filter(resolved_at__isnull=True):
+            try:
+                status = statement_difference_apply_channel(difference_id=d.pk, by=request.user.get_username())
+            except DomainError as exc:
+                why = exc.details.get("difference", exc.message)
+                self.message_user(request, f"{d.order_no}：{why}", messages.ERROR)
+            else:
+                self.message_user(request, f"{d.order_no}：已按对账单处理，提现状态 {status}", messages.SUCCESS)
+
+    def get_urls(self):  # type: ignore[no-untyped-def]
+        custom = [
+            path("<int:pk>/resolve/", self.admin_site.admin_view(self.resolve_view),
+                 name="payment_channels_statementdifference_resolve"),
+        ]
+        return custom + super().get_urls()
+
+    def resolve_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        d = get_object_or_404(StatementDifference, pk=pk)
+        back = HttpResponseRedirect(reverse("admin:payment_channels_statementdifference_change", args=[pk]))
+        if request.method != "POST":
+            return back
+        if not request.user.has_perm("withdrawals.resolve_withdrawal"):
+            self.message_user(request, error_message("permission_denied"), messages.ERROR)
+            return back
+        try:
+            if "follow" in request.POST:
+                status = statement_difference_apply_channel(difference_id=d.pk, by=request.user.get_username())
+                self.message_user(request, f"已按对账单处理，提现状态 {status}", messages.SUCCESS)
+            else:
+                statement_difference_resolve(difference_id=d.pk, by=request.user.get_username(),
+                                             note=request.POST.get("note", ""))
+                self.message_user(request, "已标记为已处理", messages.SUCCESS)
+        except DomainError as exc:
+            self.message_user(request, f"{exc.message}：{exc.details.get('difference') or exc.details}", messages.ERROR)
+        return back
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):  # type: ignore[no-untyped-def]
+        extra = {**(extra_context or {}), "can_resolve": request.user.has_perm("withdrawals.resolve_withdrawal")}
+        return super().change_view(request, object_id, form_url, extra_context=extra)

@@ -21,7 +21,7 @@ from typing import IO, Any
 
 from django.db import transaction
 
-from accounts.models import KycRecord, Merchant
+from accounts.models import KycRecord, Merchant, MerchantTier
 from accounts.services import (
     id_number_validate,
     kyc_verify,
@@ -29,8 +29,10 @@ from accounts.services import (
     merchant_register,
     payout_account_add,
     phone_change,
+    tiers_active,
 )
 from config.errors import DomainError
+from risk.learning import risk_learning_loop_run
 from risk.services import risk_feedback
 from wallets.services import merchant_sale_settle
 
@@ -60,7 +62,13 @@ def read_events(path: Path) -> Iterator[dict[str, Any]]:
 
 def replay_policy_activate() -> None:
     """Historical balances are settled money and limits are not what the replay measures: a permissive
-    policy (no fee, no minimum, no daily caps) makes every refusal in the output a risk or identity decision."""
+    policy (no fee, no minimum, no daily caps) makes every refusal in the output a risk or identity decision.
+
+    Tier limits are lifted too (every tier's per-payout, daily and monthly limit made effectively unlimited in
+    the replay database). The benchmark measures risk decisions; tiers are computed from account age and
+    settled volume measured by the wall clock and the ledger, not by the events' history, so a replay would
+    otherwise refuse ordinary big merchants with limit_exceeded and score that as a risk "block". KYC level
+    gating still applies (an invalid identity number cannot withdraw at all)."""
     WithdrawalPolicy.objects.filter(active=True).exclude(name=REPLAY_POLICY).update(active=False)
     WithdrawalPolicy.objects.update_or_create(
         name=REPLAY_POLICY,
@@ -84,6 +92,8 @@ def replay_policy_activate() -> None:
             t1_fee_max=0,
         ),
     )
+    tiers_active()  # seeds the default tiers if the table is empty
+    MerchantTier.objects.update(per_payout_limit=10**14, daily_limit=10**14, monthly_limit=10**14)
 
 
 @dataclass
@@ -97,8 +107,11 @@ class ReplayStats:
 
 
 class Replayer:
-    def __init__(self, out: IO[str]) -> None:
+    def __init__(self, out: IO[str], *, learning_loop: bool = False) -> None:
         self.out = out
+        # Run the learning loop once per event day (as the nightly job would), with the event time as now.
+        self.learning_loop = learning_loop
+        self.loop_day = ""
         self.merchants: dict[str, Merchant] = {}
         self.cards: dict[tuple[int, str], int] = {}
         self.stats = ReplayStats()
@@ -117,6 +130,11 @@ class Replayer:
         kind = event["type"]
         now = parse_ts(event["ts"])
         self.stats.events += 1
+        if self.learning_loop and event["ts"][:10] != self.loop_day:
+            if self.loop_day:
+                with transaction.atomic():
+                    risk_learning_loop_run(now=now)
+            self.loop_day = event["ts"][:10]
         if kind == "merchant_registered":
             self.register(event, now)
         elif kind == "login":
@@ -184,7 +202,7 @@ class Replayer:
             except DomainError:
                 KycRecord.objects.filter(merchant=merchant).update(status=KycRecord.Status.REJECTED)
             else:
-                kyc_verify(merchant=merchant)
+                kyc_verify(merchant=merchant, now=now)
         self.merchants[event["merchant"]] = merchant
 
     def withdraw(self, event: dict[str, Any], now: datetime) -> None:
@@ -222,7 +240,7 @@ class Replayer:
         self.out.write(json.dumps(decision, ensure_ascii=False) + "\n")
 
 
-def replay(events: Iterable[dict[str, Any]], out: IO[str]) -> ReplayStats:
+def replay(events: Iterable[dict[str, Any]], out: IO[str], *, learning_loop: bool = False) -> ReplayStats:
     from django.db import connection
 
     if connection.vendor == "postgresql":
@@ -230,7 +248,7 @@ def replay(events: Iterable[dict[str, Any]], out: IO[str]) -> ReplayStats:
         with connection.cursor() as cursor:
             cursor.execute("SET synchronous_commit TO OFF")
     replay_policy_activate()
-    replayer = Replayer(out)
+    replayer = Replayer(out, learning_loop=learning_loop)
     started = time.perf_counter()
     for event in events:
         replayer.apply(event)

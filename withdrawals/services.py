@@ -20,13 +20,22 @@ from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from accounts.models import KycRecord, Merchant, Notification, PayoutAccount, User
-from accounts.services import payout_account_check_receivable
+from accounts.models import KycRecord, Merchant, MerchantTier, Notification, PayoutAccount, User
+from accounts.services import merchant_tier_refresh, payout_account_check_receivable
 from channels.services import channel_route
 from config.errors import DomainError
 from risk.contract import RiskDecision
-from risk.services import risk_assess_withdrawal
-from risk.stepup import stepup_issue, stepup_verify
+from risk.learning import CompletedWithdrawal, risk_completed_source_register
+from risk.models import RiskLabel, StepUpChallenge
+from risk.services import risk_assess_withdrawal, risk_label_record
+from risk.stepup import (
+    stepup_face_complete,
+    stepup_face_start,
+    stepup_issue,
+    stepup_issue_totp,
+    stepup_verify,
+    totp_device_confirmed,
+)
 from wallets.services import hold_place, hold_void
 
 from .fees import ARRIVAL_TEXT, Quote, fee_for, policy_current
@@ -116,6 +125,10 @@ def _release_hold(w: Withdrawal, *, suffix: str = "void") -> None:
 def _local_day_start(now: datetime) -> datetime:
     local = timezone.localtime(now)
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _local_month_start(now: datetime) -> datetime:
+    return _local_day_start(now).replace(day=1)
 
 
 def _fingerprint(payload: dict[str, Any]) -> str:
@@ -241,6 +254,8 @@ def withdrawal_submit(
                 },
             )
 
+        _check_tier_limits(merchant, amount=amount, now=now)
+
         zh, en = ARRIVAL_TEXT[Speed(speed)]
         w = Withdrawal.objects.create(
             merchant=merchant,
@@ -279,6 +294,7 @@ def withdrawal_submit(
 
         decision = risk_assess_withdrawal(
             event={
+                "platform_id": w.pk,
                 "type": "withdrawal_requested",
                 "ts": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "merchant": merchant.risk_subject,
@@ -292,6 +308,88 @@ def withdrawal_submit(
         )
         _apply_risk(w, decision, actor=actor, start_payout=start_payout)
     return SubmitResult(w, created=True)
+
+
+# --- tiers and limits -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TierLimits:
+    tier: MerchantTier | None
+    per_payout: int
+    daily_limit: int
+    daily_used: int
+    monthly_limit: int
+    monthly_used: int
+
+    @property
+    def daily_remaining(self) -> int:
+        return max(0, self.daily_limit - self.daily_used)
+
+    @property
+    def monthly_remaining(self) -> int:
+        return max(0, self.monthly_limit - self.monthly_used)
+
+
+def _merchant_tier(merchant: Merchant, now: datetime) -> MerchantTier | None:
+    tier = MerchantTier.objects.filter(pk=merchant.tier_id, active=True).first() if merchant.tier_id else None
+    return tier or merchant_tier_refresh(merchant=merchant, now=now)
+
+
+def withdrawal_limits(*, merchant: Merchant, now: datetime | None = None) -> TierLimits:
+    """The merchant's tier and what it may still withdraw today and this month (local calendar)."""
+    now = now or timezone.now()
+    tier = _merchant_tier(merchant, now)
+    day, month = _local_day_start(now), _local_month_start(now)
+    usage = Withdrawal.objects.filter(COUNTED_FOR_LIMITS, merchant=merchant, created_at__gte=month).aggregate(
+        month=Sum("amount"), day=Sum("amount", filter=Q(created_at__gte=day))
+    )
+    return TierLimits(
+        tier=tier,
+        per_payout=tier.per_payout_limit if tier else 0,
+        daily_limit=tier.daily_limit if tier else 0,
+        daily_used=usage["day"] or 0,
+        monthly_limit=tier.monthly_limit if tier else 0,
+        monthly_used=usage["month"] or 0,
+    )
+
+
+def _check_tier_limits(merchant: Merchant, *, amount: int, now: datetime) -> None:
+    limits = withdrawal_limits(merchant=merchant, now=now)
+    tier = limits.tier
+    if tier is None:
+        raise DomainError("kyc_required")
+    named = {"tier": tier.code, "tier_name": tier.name}
+    if amount > limits.per_payout:
+        raise DomainError("limit_exceeded", details={"limit": "tier_per_payout", "maximum": limits.per_payout, **named})
+    if limits.daily_used + amount > limits.daily_limit:
+        raise DomainError(
+            "limit_exceeded",
+            details={"limit": "tier_daily", "maximum": limits.daily_limit, "used": limits.daily_used, **named},
+        )
+    if limits.monthly_used + amount > limits.monthly_limit:
+        raise DomainError(
+            "limit_exceeded",
+            details={"limit": "tier_monthly", "maximum": limits.monthly_limit, "used": limits.monthly_used, **named},
+        )
+
+
+# --- step-up ----------------------------------------------------------------------------------------------
+def _stepup_start(w: Withdrawal) -> str:
+    """Ask the merchant for a second factor: its authenticator app if a user enrolled one, else an SMS code."""
+    subject = f"withdrawal:{w.pk}"
+    user_ids = list(User.objects.filter(merchant_id=w.merchant_id, is_active=True).values_list("pk", flat=True))
+    device = totp_device_confirmed(user_ids=user_ids) if user_ids else None
+    if device is not None:
+        stepup_issue_totp(subject=subject, merchant_id=w.merchant_id, device_id=device.pk)
+        return StepUpChallenge.Method.TOTP
+    kyc = KycRecord.objects.get(merchant_id=w.merchant_id)
+    stepup_issue(subject=subject, merchant_id=w.merchant_id, phone=kyc.phone)
+    return StepUpChallenge.Method.SMS
+
+
+def withdrawal_stepup_method(*, withdrawal_id: int) -> str:
+    """How the open step-up of a withdrawal is to be answered (sms / totp / face), '' if none."""
+    challenge = StepUpChallenge.objects.filter(subject=f"withdrawal:{withdrawal_id}").order_by("-created_at").first()
+    return challenge.method if challenge is not None else ""
 
 
 def _apply_risk(w: Withdrawal, decision: RiskDecision, *, actor: User | None, start_payout: bool = True) -> None:
@@ -310,9 +408,10 @@ def _apply_risk(w: Withdrawal, decision: RiskDecision, *, actor: User | None, st
         _move(w, "to_review", actor_label="risk", reason="风控转人工审核", data=data)
     elif decision.outcome == "step_up":
         _move(w, "to_verification", actor_label="risk", reason="需要短信验证", data=data)
-        kyc = KycRecord.objects.get(merchant_id=w.merchant_id)
-        stepup_issue(subject=f"withdrawal:{w.pk}", merchant_id=w.merchant_id, phone=kyc.phone)
-        _notify(w, "withdrawal_verify", "请完成短信验证", "验证码已发送到您的手机，验证后即出款。")
+        if _stepup_start(w) == StepUpChallenge.Method.TOTP:
+            _notify(w, "withdrawal_verify", "请完成身份验证", "请输入身份验证器 App 中的 6 位动态口令，验证后即出款。")
+        else:
+            _notify(w, "withdrawal_verify", "请完成短信验证", "验证码已发送到您的手机，验证后即出款。")
     else:
         _move(w, "approve", actor_label="risk", reason="自动审核通过", data=data)
         if start_payout:
@@ -327,14 +426,41 @@ def withdrawal_verify(*, withdrawal_id: int, merchant_id: int, code: str, actor:
         raise DomainError("not_found")
     if w.status != Status.AWAITING_VERIFICATION:
         raise DomainError("invalid_state", details={"status": w.status})
-    stepup_verify(subject=f"withdrawal:{w.pk}", code=code)  # commits its own attempt counter
+    challenge = stepup_verify(subject=f"withdrawal:{w.pk}", code=code)  # commits its own attempt counter
+    reason = "动态口令验证通过" if challenge.method == StepUpChallenge.Method.TOTP else "短信验证通过"
+    return _verified(withdrawal_id, actor=actor, reason=reason)
+
+
+def _verified(withdrawal_id: int, *, actor: User | None, reason: str) -> Withdrawal:
     with transaction.atomic(durable=True):
         w = _lock(withdrawal_id)
         if w.status != Status.AWAITING_VERIFICATION:
             raise DomainError("invalid_state", details={"status": w.status})
-        _move(w, "approve", actor=actor, actor_label="merchant", reason="短信验证通过")
+        _move(w, "approve", actor=actor, actor_label="merchant", reason=reason)
         _enqueue_payout(w.pk)
     return w
+
+
+def _awaiting(withdrawal_id: int, merchant_id: int) -> Withdrawal:
+    w = Withdrawal.objects.filter(pk=withdrawal_id, merchant_id=merchant_id).first()
+    if w is None:
+        raise DomainError("not_found")
+    if w.status != Status.AWAITING_VERIFICATION:
+        raise DomainError("invalid_state", details={"status": w.status})
+    return w
+
+
+def withdrawal_face_start(*, withdrawal_id: int, merchant_id: int) -> StepUpChallenge:
+    """Switch the step-up of a withdrawal to a face check (the merchant chose it on the page)."""
+    w = _awaiting(withdrawal_id, merchant_id)
+    return stepup_face_start(subject=f"withdrawal:{w.pk}", merchant_id=merchant_id)
+
+
+def withdrawal_face_complete(*, withdrawal_id: int, merchant_id: int, actor: User | None = None) -> Withdrawal:
+    """The merchant finished the face check: a pass (asked of the provider, never of the browser) pays out."""
+    w = _awaiting(withdrawal_id, merchant_id)
+    stepup_face_complete(subject=f"withdrawal:{w.pk}")
+    return _verified(withdrawal_id, actor=actor, reason="人脸核验通过")
 
 
 def withdrawal_resend_code(*, withdrawal_id: int, merchant_id: int) -> None:
@@ -343,8 +469,7 @@ def withdrawal_resend_code(*, withdrawal_id: int, merchant_id: int) -> None:
         raise DomainError("not_found")
     if w.status != Status.AWAITING_VERIFICATION:
         raise DomainError("invalid_state", details={"status": w.status})
-    kyc = KycRecord.objects.get(merchant_id=merchant_id)
-    stepup_issue(subject=f"withdrawal:{w.pk}", merchant_id=merchant_id, phone=kyc.phone)
+    _stepup_start(w)
 
 
 def withdrawal_cancel(
@@ -395,8 +520,19 @@ def withdrawal_approve(*, withdrawal_id: int, reviewer: User, note: str = "") ->
             reason=note or "人工审核通过",
             data={"approvals": given},
         )
+        _label(w, fraud=False, source=RiskLabel.Source.REVIEW_APPROVED)
         _enqueue_payout(w.pk)
     return w
+
+
+def _risk_ref(w: Withdrawal) -> str:
+    """The withdrawal id risk saw (an imported id, else ours)."""
+    return str((w.risk_explanation or {}).get("withdrawal_ref") or w.pk)
+
+
+def _label(w: Withdrawal, *, fraud: bool, source: str) -> None:
+    """A reviewer's decision becomes a training label (with the features the decision was made on)."""
+    risk_label_record(withdrawal_ref=_risk_ref(w), merchant_ref=w.merchant.risk_subject, fraud=fraud, source=source)
 
 
 def withdrawal_reject(*, withdrawal_id: int, reviewer: User, reason: str) -> Withdrawal:
@@ -418,5 +554,28 @@ def withdrawal_reject(*, withdrawal_id: int, reviewer: User, reason: str) -> Wit
             extra_fields=("failure_code", "failure_detail"),
         )
         _release_hold(w)
+        _label(w, fraud=True, source=RiskLabel.Source.REVIEW_REJECTED)
         _notify(w, "withdrawal_rejected", "提现申请被驳回", f"原因：{reason}。资金已全额退回可提现余额。")
     return w
+
+
+# --- the learning loop's view of completed withdrawals ----------------------------------------------------
+def _completed_withdrawals(since: datetime, until: datetime) -> list[CompletedWithdrawal]:
+    rows = (
+        Withdrawal.objects.filter(status=Status.PAID, paid_at__gte=since, paid_at__lt=until)
+        .select_related("merchant")
+        .only("pk", "paid_at", "client_ip", "device_id", "risk_explanation", "merchant__external_ref", "merchant__id")
+    )
+    return [
+        CompletedWithdrawal(
+            withdrawal_ref=_risk_ref(w),
+            merchant_ref=w.merchant.risk_subject,
+            paid_at=w.paid_at or until,
+            ip=w.client_ip or "",
+            device=w.device_id,
+        )
+        for w in rows.iterator(chunk_size=1000)
+    ]
+
+
+risk_completed_source_register(_completed_withdrawals)

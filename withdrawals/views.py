@@ -31,7 +31,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.models import KycRecord, Merchant, Notification, PayoutAccount, User
 from accounts.services import login_record, names_match, payout_account_add, payout_account_check_receivable
 from config.errors import DomainError, error_message
-from risk.models import SmsMessage
+from risk.models import SmsMessage, StepUpChallenge
+from risk.stepup import face_provider, totp_device_confirmed, totp_enrol_confirm, totp_enrol_start, totp_qr_svg
 from wallets.selectors import wallet_balances
 
 from .fees import ARRIVAL_TEXT, policy_current
@@ -46,8 +47,12 @@ from .forms import (
 from .models import CANCELLABLE_STATES, FINAL_STATES, HOLDING_STATES, Speed, Status, Withdrawal
 from .services import (
     withdrawal_cancel,
+    withdrawal_face_complete,
+    withdrawal_face_start,
+    withdrawal_limits,
     withdrawal_quote,
     withdrawal_resend_code,
+    withdrawal_stepup_method,
     withdrawal_submit,
     withdrawal_verify,
 )
@@ -139,6 +144,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "balances": wallet_balances(merchant_id=merchant.pk),
             "recent": merchant.withdrawals.select_related("payout_account")[:5],
             "unread": merchant.notifications.filter(read_at__isnull=True)[:5],
+            "limits": withdrawal_limits(merchant=merchant),
+            "kyc": KycRecord.objects.filter(merchant=merchant).first(),
+            "totp_enrolled": totp_device_confirmed(user_ids=[_actor(request).pk]) is not None,
             "nav": "home",
         },
     )
@@ -494,12 +502,16 @@ def _retry_default(w: Withdrawal, usable: list[PayoutAccount]) -> int | None:
 def withdrawal_detail(request: HttpRequest, pk: int) -> HttpResponse:
     w = _own_withdrawal(request, pk)
     merchant = _merchant(request)
+    awaiting = w.status == Status.AWAITING_VERIFICATION
+    method = withdrawal_stepup_method(withdrawal_id=w.pk) if awaiting else ""
     ctx: dict[str, Any] = {
         **_progress_context(w),
         "nav": "list",
         "cancellable": w.status in CANCELLABLE_STATES,
-        "verify_form": VerifyCodeForm() if w.status == Status.AWAITING_VERIFICATION else None,
-        "dev_sms": _dev_sms(merchant) if w.status == Status.AWAITING_VERIFICATION else None,
+        "verify_form": VerifyCodeForm() if awaiting and method != StepUpChallenge.Method.FACE else None,
+        "stepup_method": method,
+        "face_session": _face_session(w) if method == StepUpChallenge.Method.FACE else None,
+        "dev_sms": _dev_sms(merchant) if awaiting and method == StepUpChallenge.Method.SMS else None,
         "speed_label": Speed(w.speed).label,
     }
     if w.status in RETRYABLE_STATES:
@@ -578,6 +590,68 @@ def withdrawal_verify_view(request: HttpRequest, pk: int) -> HttpResponse:
         pk,
         lambda: withdrawal_verify(withdrawal_id=pk, merchant_id=merchant.pk, code=code, actor=_actor(request)),
         "验证成功，正在为您出款",
+    )
+
+
+def _face_session(w: Withdrawal) -> str:
+    challenge = StepUpChallenge.objects.filter(subject=f"withdrawal:{w.pk}").order_by("-created_at").first()
+    return challenge.destination if challenge is not None else ""
+
+
+@merchant_required
+@require_POST
+def withdrawal_face_start_view(request: HttpRequest, pk: int) -> HttpResponse:
+    merchant = _merchant(request)
+    return _post_action(
+        request,
+        pk,
+        lambda: withdrawal_face_start(withdrawal_id=pk, merchant_id=merchant.pk),
+        "请按提示完成人脸核验",
+    )
+
+
+@merchant_required
+@require_POST
+def withdrawal_face_complete_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """The face check page came back. In the sandbox the page also plays the merchant's capture (pass / fail);
+    the result is always asked of the provider, never taken from the browser."""
+    merchant = _merchant(request)
+    w = _own_withdrawal(request, pk)
+    sandbox = request.POST.get("sandbox")
+    if sandbox in ("pass", "fail") and (settings.DEBUG or face_provider().name == "sandbox"):
+        face_provider().sandbox_capture(session_id=_face_session(w), passed=sandbox == "pass")
+    return _post_action(
+        request,
+        pk,
+        lambda: withdrawal_face_complete(withdrawal_id=pk, merchant_id=merchant.pk, actor=_actor(request)),
+        "人脸核验通过，正在为您出款",
+    )
+
+
+# --- security: TOTP authenticator enrolment ---------------------------------------------------------------
+@merchant_required
+@require_http_methods(["GET", "POST"])
+def security_totp(request: HttpRequest) -> HttpResponse:
+    user = _actor(request)
+    enrolled = totp_device_confirmed(user_ids=[user.pk])
+    error = ""
+    if request.method == "POST":
+        form = VerifyCodeForm(request.POST)
+        if form.is_valid():
+            try:
+                totp_enrol_confirm(user=user, code=form.cleaned_data["code"])
+            except DomainError as exc:
+                error = exc.message
+            else:
+                messages.success(request, "身份验证器已绑定，之后需要验证的提现将使用动态口令")
+                return redirect("merchant:security_totp")
+        else:
+            error = form.errors["code"].as_text().removeprefix("* ")
+    device = totp_enrol_start(user=user)
+    return render(
+        request,
+        "merchant/security_totp.html",
+        {"enrolled": enrolled, "qr_svg": totp_qr_svg(device), "error": error, "nav": "security"},
     )
 
 

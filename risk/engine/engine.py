@@ -8,6 +8,7 @@ own beyond configuration: all of it lives in the :class:`~risk.engine.state.Stat
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -18,6 +19,13 @@ from .model import ModelArtifact, load_default_model
 from .recorder import access, merchant_activity, record_event, record_withdrawal
 from .rules import DEFAULT_RULESET, Evaluation, RuleSet, condition_features, evaluate
 from .state import MERCHANT, StateStore, UnitOfWork
+
+
+@dataclass(frozen=True)
+class Assessment:
+    decision: RiskDecision
+    shadow: RiskDecision | None
+    features: dict[str, float]
 
 
 class _Default:
@@ -72,6 +80,12 @@ class RiskEngine:
 
     def decide_with_shadow(self, event: dict[str, Any]) -> tuple[RiskDecision, RiskDecision | None]:
         """The live decision and, if a shadow rule set is configured, the shadow one (not recorded)."""
+        assessment = self.assess(event)
+        return assessment.decision, assessment.shadow
+
+    def assess(self, event: dict[str, Any]) -> Assessment:
+        """Decide on a withdrawal and return the decision, the shadow decision and the full feature vector (the
+        platform stores the vector with the decision, so later labels can train the model on it)."""
         now = parse_ts(event["ts"])
         uow = UnitOfWork(self.store)
         features = compute_features(uow, event, now, self.feature_config)
@@ -90,7 +104,7 @@ class RiskEngine:
                 "rules": shadow_decision.reasons,
             }
         self._record(uow, event, now, decision, int(features["wd_burst_n"]) + 1)
-        return decision, shadow_decision
+        return Assessment(decision, shadow_decision, features)
 
     def process(self, event: dict[str, Any]) -> RiskDecision | None:
         """Replay helper: decide withdrawals, observe everything else."""

@@ -247,4 +247,23 @@ def compute_features(
     else:
         f["device_new_since_reactivation"] = f["ip_new_since_reactivation"] = 0.0
         f["reactivated_on_new_device"] = f["reactivated_on_new_ip"] = 0.0
+
+    f.update(list_features(event.get("list_hits") or ()))
     return f
+
+
+# High-risk list entries that only add score: the learning loop lists shared IPs / devices on a count alone,
+# which ordinary shared offices also produce, so such a hit must never decide by itself.
+SCORE_ONLY_SOURCES = frozenset({"learning_loop"})
+
+
+def list_features(hits: Any) -> dict[str, float]:
+    """Features from the high-risk list entries the caller found for this withdrawal's device, IP, card and the
+    merchant's phone and identity number (``event["list_hits"]``: ``[{"kind", "source"}, ...]``)."""
+    strong = {h.get("kind") for h in hits if h.get("source") not in SCORE_ONLY_SOURCES}
+    return {
+        "list_device_card_id": float(bool(strong & {"device", "card", "id_number"})),
+        "list_phone": float("phone" in strong),
+        "list_ip": float("ip" in strong),
+        "list_learning_n": float(sum(1 for h in hits if h.get("source") in SCORE_ONLY_SOURCES)),
+    }

@@ -107,6 +107,8 @@ def record_event(uow: UnitOfWork, event: dict[str, Any], now: int) -> None:
     elif etype == "phone_changed":
         m["phone_ts"] = now
         m["phone_n"] = m.get("phone_n", 0) + 1
+        if event.get("phone"):
+            m["phone"] = str(event["phone"])
         link_entity(uow, PHONE, event.get("phone"), merchant)
     elif etype == "bank_card_bound":
         record_card(uow, merchant, m, event, now)
@@ -118,6 +120,11 @@ def record_registration(uow: UnitOfWork, merchant: str, m: Row, event: dict[str,
     m["name"] = normalise_name(event.get("name") or "")
     id_number = str(event.get("id_number") or "")
     m["id_ok"] = id_number_valid(id_number)
+    # Kept for list lookups and linked-account views (the rows below hold the reverse links).
+    if id_number:
+        m["idn"] = id_number
+    if event.get("phone"):
+        m["phone"] = str(event["phone"])
     for kind, key in ((DEVICE, event.get("device")), (IP, event.get("ip")), (NET24, net24(event.get("ip")))):
         if key:
             row = uow.row(kind, key)

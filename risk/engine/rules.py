@@ -287,6 +287,33 @@ DEFAULT_RULES: list[dict[str, Any]] = [
         "when": feat("recent_flagged_buyer_share", ">=", 0.5),
         "score": 20,
     },
+    # High-risk lists (admin-edited, confirmed-fraud feedback, learning loop).
+    {
+        "code": "listed_device_card_or_id",
+        "description": "Device, card or identity number is on the high-risk list",
+        "when": feat("list_device_card_id", "==", 1),
+        "score": 100,
+        "outcome": "block",
+    },
+    {
+        "code": "listed_phone",
+        "description": "The merchant's phone number is on the high-risk list",
+        "when": feat("list_phone", "==", 1),
+        "score": 70,
+        "outcome": "review",
+    },
+    {
+        "code": "listed_ip",
+        "description": "IP is on the high-risk list",
+        "when": feat("list_ip", "==", 1),
+        "score": 30,
+    },
+    {
+        "code": "learning_loop_shared_entity",
+        "description": "IP or device the learning loop found shared by several withdrawing accounts (score only)",
+        "when": feat("list_learning_n", ">=", 1),
+        "score": 20,
+    },
     # Structuring under the large-value threshold.
     {
         "code": "structuring_freshly_funded",
@@ -449,7 +476,7 @@ DEFAULT_RULES: list[dict[str, Any]] = [
 
 DEFAULT_RULESET = ruleset_from_dict(
     {
-        "version": "risk-rules-1",
+        "version": "risk-rules-2",
         "thresholds": {"step_up": 40, "review": 70, "block": 100},
         "rules": DEFAULT_RULES,
     }

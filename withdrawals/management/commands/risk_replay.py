@@ -13,6 +13,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):  # type: ignore[no-untyped-def]
         parser.add_argument("events", type=Path)
         parser.add_argument("--out", type=Path, required=True)
+        parser.add_argument(
+            "--learning-loop",
+            action="store_true",
+            help="run the learning loop once per event day (its shared-IP/device entries then add score)",
+        )
 
     def handle(self, *args, **o):  # type: ignore[no-untyped-def]
         if not o["events"].is_file():
@@ -24,12 +29,13 @@ class Command(BaseCommand):
             raise CommandError("the database is not empty: replay into an empty database (history must start clean)")
         try:
             with o["out"].open("w", encoding="utf-8") as out:
-                stats = replay(read_events(o["events"]), out)
+                stats = replay(read_events(o["events"]), out, learning_loop=o["learning_loop"])
         except ValueError as exc:
             raise CommandError(str(exc))
         ms = sorted(stats.decision_ms) or [0.0]
         self.stdout.write(
-            f"replayed {stats.events} events in {stats.seconds:.1f} s ({stats.events / max(stats.seconds, 1e-9):.0f}/s); "
+            f"replayed {stats.events} events in {stats.seconds:.1f} s "
+            f"({stats.events / max(stats.seconds, 1e-9):.0f}/s); "
             f"{stats.withdrawals} withdrawals → {o['out']}; decisions {stats.by_decision}; "
             f"refused before risk {stats.refused}; submit latency p50 {statistics.median(ms):.1f} ms "
             f"p99 {ms[int(0.99 * (len(ms) - 1))]:.1f} ms"
