@@ -168,7 +168,8 @@ def _provider_call(check: Any) -> KycResult:
         return check()
     except KycProviderError as exc:
         # Transient: the merchant may simply try again; permanent: support has to look at it.
-        raise DomainError("kyc_required", details={"provider_error": str(exc), "retry": not exc.permanent}) from None
+        code = "kyc_mismatch" if exc.permanent else "kyc_provider_unavailable"
+        raise DomainError(code, details={"provider_error": str(exc), "retry": not exc.permanent}) from None
 
 
 def kyc_verify(*, merchant: Merchant, level: int = 2, card: str = "", now: datetime | None = None) -> KycRecord:
@@ -208,7 +209,7 @@ def kyc_verify(*, merchant: Merchant, level: int = 2, card: str = "", now: datet
             merchant_tier_refresh(merchant=merchant, now=now)
     if not result.matched:
         raise DomainError(
-            "kyc_required",
+            "kyc_mismatch",
             details={"real_name": "the provider did not confirm the name and identity number", **_flags(result)},
         )
     return kyc

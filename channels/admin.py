@@ -26,15 +26,39 @@ from .models import (
 
 @admin.register(Channel)
 class ChannelAdmin(SimpleHistoryAdmin):
-    list_display = ("code", "name", "adapter", "enabled", "paused", "priority", "fee_fixed", "fee_rate_bp",
-                    "expected_arrival_seconds", "max_amount", "daily_amount_limit", "speed_tiers", "breaker_state")
+    list_display = (
+        "code",
+        "name",
+        "adapter",
+        "enabled",
+        "paused",
+        "priority",
+        "fee_fixed",
+        "fee_rate_bp",
+        "expected_arrival_seconds",
+        "max_amount",
+        "daily_amount_limit",
+        "speed_tiers",
+        "breaker_state",
+    )
     list_filter = ("adapter", "enabled", "paused")
     fieldsets = (
         (None, {"fields": ("code", "name", "adapter", "enabled", ("paused", "paused_reason"), "priority")}),
         ("费用（通道向我们收取）", {"fields": (("fee_fixed", "fee_rate_bp"), ("fee_min", "fee_max"))}),
-        ("能力与限额", {"fields": ("supported_account_kinds", "speed_tiers", "expected_arrival_seconds",
-                                   ("min_amount", "max_amount"), ("daily_amount_limit", "daily_count_limit"),
-                                   "maintenance_windows", "error_budget_bp")}),
+        (
+            "能力与限额",
+            {
+                "fields": (
+                    "supported_account_kinds",
+                    "speed_tiers",
+                    "expected_arrival_seconds",
+                    ("min_amount", "max_amount"),
+                    ("daily_amount_limit", "daily_count_limit"),
+                    "maintenance_windows",
+                    "error_budget_bp",
+                )
+            },
+        ),
         ("协议配置", {"fields": ("config",), "classes": ("collapse",)}),
     )
 
@@ -65,12 +89,30 @@ class _ChannelOpsPermissions:
 
 @admin.register(ChannelAlert)
 class ChannelAlertAdmin(_ChannelOpsPermissions, admin.ModelAdmin):
-    list_display = ("created_at", "kind", "severity", "channel_code", "subject", "title", "acknowledged_at",
-                    "acknowledged_by")
+    list_display = (
+        "created_at",
+        "kind",
+        "severity",
+        "channel_code",
+        "subject",
+        "title",
+        "acknowledged_at",
+        "acknowledged_by",
+    )
     list_filter = ("kind", "severity", "channel_code", ("acknowledged_at", admin.EmptyFieldListFilter))
     search_fields = ("title", "subject", "channel_code")
-    readonly_fields = ("kind", "severity", "channel_code", "subject", "title", "detail", "dedupe_key", "created_at",
-                       "acknowledged_at", "acknowledged_by")
+    readonly_fields = (
+        "kind",
+        "severity",
+        "channel_code",
+        "subject",
+        "title",
+        "detail",
+        "dedupe_key",
+        "created_at",
+        "acknowledged_at",
+        "acknowledged_by",
+    )
     actions = ["acknowledge"]
 
     def get_actions(self, request: HttpRequest):  # type: ignore[no-untyped-def]
@@ -108,8 +150,15 @@ class CallbackReceiptAdmin(_ChannelOpsPermissions, admin.ModelAdmin):
 
 @admin.register(StatementImport)
 class StatementImportAdmin(_ChannelOpsPermissions, admin.ModelAdmin):
-    list_display = ("date", "channel_code", "imported_at", "line_count", "matched_count", "difference_count",
-                    "total_amount")
+    list_display = (
+        "date",
+        "channel_code",
+        "imported_at",
+        "line_count",
+        "matched_count",
+        "difference_count",
+        "total_amount",
+    )
     list_filter = ("channel_code",)
     date_hierarchy = "date"
 

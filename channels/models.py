@@ -38,9 +38,10 @@ class Channel(models.Model):
         default=list, blank=True, help_text='speed tiers served, e.g. ["instant", "standard", "t1"]; empty = all'
     )
     error_budget_bp = models.PositiveIntegerField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="breaker opens when the channel-side failure rate exceeds this (basis points); "
-                  "blank = CHANNEL_BREAKER_FAILURE_RATE",
+        "blank = CHANNEL_BREAKER_FAILURE_RATE",
     )
     # Protocol settings: base URL, app id, key material references.
     config = models.JSONField(default=dict, blank=True)
@@ -95,9 +96,7 @@ class ChannelQuotaReservation(models.Model):
     released_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["channel", "order_no"], name="one_quota_reservation_per_order")
-        ]
+        constraints = [models.UniqueConstraint(fields=["channel", "order_no"], name="one_quota_reservation_per_order")]
 
     def __str__(self) -> str:
         return f"{self.order_no} {self.amount}{' (released)' if self.released_at else ''}"

@@ -65,9 +65,14 @@ class SandboxAdapter:
                 try:
                     with transaction.atomic():
                         row = SandboxPayout.objects.create(
-                            order_no=request.order_no, channel_code=self.code, amount=request.amount,
-                            currency=request.currency, account_number=request.account_number,
-                            holder_name=request.holder_name, status="new", submissions=0,
+                            order_no=request.order_no,
+                            channel_code=self.code,
+                            amount=request.amount,
+                            currency=request.currency,
+                            account_number=request.account_number,
+                            holder_name=request.holder_name,
+                            status="new",
+                            submissions=0,
                         )
                 except IntegrityError:
                     row = SandboxPayout.objects.select_for_update().get(order_no=request.order_no)
@@ -76,8 +81,9 @@ class SandboxAdapter:
             row.submissions += 1
             if behaviour == Behaviour.TRANSIENT_TWICE and row.submissions <= 2:
                 row.status = "busy"
-                error = ChannelRejected("system busy", reason_code="channel_error", provider_code="SYSTEM_BUSY",
-                                        action=ErrorAction.RETRY)
+                error = ChannelRejected(
+                    "system busy", reason_code="channel_error", provider_code="SYSTEM_BUSY", action=ErrorAction.RETRY
+                )
             elif behaviour == Behaviour.LOST_REQUEST and row.submissions == 1:
                 row.status = "lost"
                 error = ChannelUnknownOutcome("read timed out (request lost)")

@@ -42,6 +42,14 @@ CATALOGUE: dict[str, ErrorSpec] = {
     ),
     # identity and accounts
     "kyc_required": ErrorSpec(422, "请先完成实名认证", "Complete real-name verification first"),
+    "kyc_mismatch": ErrorSpec(
+        422,
+        "实名信息核验不一致，请核对姓名、身份证号、银行卡和手机号",
+        "The identity details did not verify; check them",
+    ),
+    "kyc_provider_unavailable": ErrorSpec(
+        503, "实名核验服务暂时不可用，请稍后重试", "The identity verification service is unavailable; try again later"
+    ),
     "card_name_mismatch": ErrorSpec(
         422,
         "收款账户户名与实名认证姓名不一致",

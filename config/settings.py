@@ -24,7 +24,7 @@ SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG and env_bool("DJANGO_REQUIRE_SECRET", False):
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_REQUIRE_SECRET=1")
-    SECRET_KEY = "dev-only-insecure-key-change-me"  # noqa: S105 - dev default, production sets it
+    SECRET_KEY = "dev-only-insecure-key-change-me"
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", ["http://127.0.0.1:8000", "http://localhost:8000"])
 

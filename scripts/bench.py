@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import statistics
 import sys
 import threading
 import time
@@ -27,7 +26,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def ensure_database() -> None:
@@ -78,8 +77,10 @@ def bench_submit(merchants: int, per_merchant: int, threads: int) -> None:
     with ThreadPoolExecutor(max_workers=threads) as pool:
         list(pool.map(run, chunks))
     elapsed = time.perf_counter() - start
-    print(f"submit: {len(jobs)} withdrawals by {merchants} merchants on {threads} threads in {elapsed:.2f} s "
-          f"= {len(jobs) / elapsed:.0f}/s; latency p50 {pct(latencies, 50):.1f} ms, p99 {pct(latencies, 99):.1f} ms")
+    print(
+        f"submit: {len(jobs)} withdrawals by {merchants} merchants on {threads} threads in {elapsed:.2f} s "
+        f"= {len(jobs) / elapsed:.0f}/s; latency p50 {pct(latencies, 50):.1f} ms, p99 {pct(latencies, 99):.1f} ms"
+    )
 
 
 def bench_payout(limit: int) -> None:
@@ -99,8 +100,11 @@ def bench_payout(limit: int) -> None:
         latencies.append((time.perf_counter() - t0) * 1000)
     elapsed = time.perf_counter() - start
     paid = Withdrawal.objects.filter(pk__in=ids, status=Status.PAID).count()
-    print(f"payout: {len(ids)} payouts (route, submit, post to ledger) in {elapsed:.2f} s = {len(ids) / elapsed:.0f}/s "
-          f"on one worker process; {paid} paid; per payout p50 {pct(latencies, 50):.1f} ms, p99 {pct(latencies, 99):.1f} ms")
+    print(
+        f"payout: {len(ids)} payouts (route, submit, post to ledger) in {elapsed:.2f} s = {len(ids) / elapsed:.0f}/s "
+        f"on one worker process; {paid} paid; "
+        f"per payout p50 {pct(latencies, 50):.1f} ms, p99 {pct(latencies, 99):.1f} ms"
+    )
 
 
 def main() -> None:

@@ -76,7 +76,7 @@ def test_kyc_mismatch_is_rejected_and_a_provider_timeout_can_be_retried(sandbox_
     bad = merchant_register(name="店", real_name="不符张三", id_number="110101199003074477", phone="13900001111")
     with pytest.raises(DomainError) as exc:
         kyc_verify(merchant=bad.merchant)
-    assert exc.value.code == "kyc_required" and exc.value.details["name_match"] is False
+    assert exc.value.code == "kyc_mismatch" and exc.value.details["name_match"] is False
     assert KycRecord.objects.get(merchant=bad.merchant).status == KycRecord.Status.REJECTED
 
     class Down(SandboxKycProvider):
@@ -88,7 +88,7 @@ def test_kyc_mismatch_is_rejected_and_a_provider_timeout_can_be_retried(sandbox_
         slow = merchant_register(name="店2", real_name="赵六", id_number="310101198001010018", phone="13900002222")
         with pytest.raises(DomainError) as exc:
             kyc_verify(merchant=slow.merchant)
-        assert exc.value.details["retry"] is True
+        assert (exc.value.code, exc.value.details["retry"]) == ("kyc_provider_unavailable", True)
         assert KycRecord.objects.get(merchant=slow.merchant).status == KycRecord.Status.PENDING
     finally:
         kyc_provider_set(previous)
@@ -232,7 +232,7 @@ def _step_up(monkeypatch):
 
 
 def _sms_code() -> str:
-    return SmsMessage.objects.order_by("-pk").first().text.split("验证码 ")[1][:6]
+    return SmsMessage.objects.order_by("-pk")[0].text.split("验证码 ")[1][:6]
 
 
 def test_sms_code_is_bound_to_its_withdrawal_and_cannot_be_replayed(merchant_alice, monkeypatch):

@@ -76,8 +76,18 @@ class StuckFilter(admin.SimpleListFilter):
 class WithdrawalAdmin(admin.ModelAdmin):
     change_form_template = "admin/withdrawals/withdrawal/change_form.html"
     list_display = (
-        "id", "order_no", "merchant", "amount_yuan", "fee_yuan", "status_badge", "risk_outcome", "risk_score",
-        "reasons", "approvals_given", "channel_code", "created_at",
+        "id",
+        "order_no",
+        "merchant",
+        "amount_yuan",
+        "fee_yuan",
+        "status_badge",
+        "risk_outcome",
+        "risk_score",
+        "reasons",
+        "approvals_given",
+        "channel_code",
+        "created_at",
     )
     list_filter = ("status", "risk_outcome", "speed", "channel_code", StuckFilter)
     search_fields = ("order_no", "merchant__name", "payout_account__account_number", "=id")
@@ -85,19 +95,72 @@ class WithdrawalAdmin(admin.ModelAdmin):
     inlines = [ApprovalInline, EventInline]
     list_select_related = ("merchant",)
     readonly_fields = (
-        "order_no", "merchant", "payout_account", "amount_yuan", "fee_yuan", "net_yuan", "currency", "speed",
-        "status", "source", "client_ip", "device_id", "risk_outcome", "risk_score", "reasons",
-        "risk_explanation_pretty", "required_approvals", "channel_code", "channel_reference", "routing_summary",
-        "routing_pretty", "quote", "attempts",
-        "failure_code", "failure_reason", "stuck_flagged_at", "created_at", "state_changed_at", "paid_at",
+        "order_no",
+        "merchant",
+        "payout_account",
+        "amount_yuan",
+        "fee_yuan",
+        "net_yuan",
+        "currency",
+        "speed",
+        "status",
+        "source",
+        "client_ip",
+        "device_id",
+        "risk_outcome",
+        "risk_score",
+        "reasons",
+        "risk_explanation_pretty",
+        "required_approvals",
+        "channel_code",
+        "channel_reference",
+        "routing_summary",
+        "routing_pretty",
+        "quote",
+        "attempts",
+        "failure_code",
+        "failure_reason",
+        "stuck_flagged_at",
+        "created_at",
+        "state_changed_at",
+        "paid_at",
     )
     fieldsets = (
-        ("提现", {"fields": ("order_no", "merchant", "payout_account", ("amount_yuan", "fee_yuan", "net_yuan"),
-                             "speed", "status", "source", ("client_ip", "device_id"))}),
-        ("风控", {"fields": ("risk_outcome", "risk_score", "reasons", "risk_explanation_pretty",
-                             "required_approvals")}),
-        ("通道", {"fields": ("channel_code", "channel_reference", "routing_summary", "routing_pretty", "quote",
-                             "attempts", "failure_code", "failure_reason", "stuck_flagged_at")}),
+        (
+            "提现",
+            {
+                "fields": (
+                    "order_no",
+                    "merchant",
+                    "payout_account",
+                    ("amount_yuan", "fee_yuan", "net_yuan"),
+                    "speed",
+                    "status",
+                    "source",
+                    ("client_ip", "device_id"),
+                )
+            },
+        ),
+        (
+            "风控",
+            {"fields": ("risk_outcome", "risk_score", "reasons", "risk_explanation_pretty", "required_approvals")},
+        ),
+        (
+            "通道",
+            {
+                "fields": (
+                    "channel_code",
+                    "channel_reference",
+                    "routing_summary",
+                    "routing_pretty",
+                    "quote",
+                    "attempts",
+                    "failure_code",
+                    "failure_reason",
+                    "stuck_flagged_at",
+                )
+            },
+        ),
         ("时间", {"fields": ("created_at", "state_changed_at", "paid_at")}),
     )
 
@@ -124,8 +187,13 @@ class WithdrawalAdmin(admin.ModelAdmin):
 
     @admin.display(description="状态", ordering="status")
     def status_badge(self, obj: Withdrawal) -> str:
-        colour = {"paid": "#16a34a", "failed": "#dc2626", "rejected": "#dc2626", "pending_review": "#d97706",
-                  "outcome_unknown": "#7c3aed"}.get(obj.status, "#2563eb")
+        colour = {
+            "paid": "#16a34a",
+            "failed": "#dc2626",
+            "rejected": "#dc2626",
+            "pending_review": "#d97706",
+            "outcome_unknown": "#7c3aed",
+        }.get(obj.status, "#2563eb")
         flag = " ⚠" if obj.stuck_flagged_at else ""
         return format_html('<b style="color:{}">{}{}</b>', colour, obj.get_status_display(), flag)
 
@@ -143,8 +211,9 @@ class WithdrawalAdmin(admin.ModelAdmin):
 
     @admin.display(description="风控解释")
     def risk_explanation_pretty(self, obj: Withdrawal) -> str:
-        return format_html("<pre style='white-space:pre-wrap'>{}</pre>",
-                           json.dumps(obj.risk_explanation, ensure_ascii=False, indent=2))
+        return format_html(
+            "<pre style='white-space:pre-wrap'>{}</pre>", json.dumps(obj.risk_explanation, ensure_ascii=False, indent=2)
+        )
 
     # --- risk review: readable explanation, linked accounts, labels (risk issue) ----------------------------
     RISK_REVIEW_FIELDS = ("risk_summary", "linked_accounts", "risk_labels")
@@ -186,14 +255,21 @@ class WithdrawalAdmin(admin.ModelAdmin):
 
     @admin.display(description="路由决策")
     def routing_pretty(self, obj: Withdrawal) -> str:
-        return format_html("<pre style='white-space:pre-wrap'>{}</pre>",
-                           json.dumps(obj.routing, ensure_ascii=False, indent=2))
+        return format_html(
+            "<pre style='white-space:pre-wrap'>{}</pre>", json.dumps(obj.routing, ensure_ascii=False, indent=2)
+        )
 
     # --- review buttons ---------------------------------------------------------------------------------
     def get_urls(self):  # type: ignore[no-untyped-def]
         custom = [
-            path("<int:pk>/approve/", self.admin_site.admin_view(self.approve_view), name="withdrawals_withdrawal_approve"),
-            path("<int:pk>/reject/", self.admin_site.admin_view(self.reject_view), name="withdrawals_withdrawal_reject"),
+            path(
+                "<int:pk>/approve/",
+                self.admin_site.admin_view(self.approve_view),
+                name="withdrawals_withdrawal_approve",
+            ),
+            path(
+                "<int:pk>/reject/", self.admin_site.admin_view(self.reject_view), name="withdrawals_withdrawal_reject"
+            ),
         ]
         return custom + super().get_urls()
 
@@ -210,7 +286,11 @@ class WithdrawalAdmin(admin.ModelAdmin):
         except DomainError as exc:
             self.message_user(request, f"未能通过：{exc.message}", messages.ERROR)
         else:
-            done = "已通过，进入出款" if w.status == Status.APPROVED else f"已记录审批 {w.approvals.count()}/{w.required_approvals}"
+            done = (
+                "已通过，进入出款"
+                if w.status == Status.APPROVED
+                else f"已记录审批 {w.approvals.count()}/{w.required_approvals}"
+            )
             self.message_user(request, f"提现 {w.order_no}：{done}", messages.SUCCESS)
         return self._back(request, pk)
 
@@ -253,7 +333,8 @@ class ReviewQueueAdmin(WithdrawalAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         return (
-            super().get_queryset(request)
+            super()
+            .get_queryset(request)
             .filter(status=Status.PENDING_REVIEW)
             .order_by(F("risk_score").desc(nulls_last=True), "created_at")
         )
@@ -270,8 +351,16 @@ class ReviewQueueAdmin(WithdrawalAdmin):
 
 @admin.register(WithdrawalPolicy)
 class WithdrawalPolicyAdmin(SimpleHistoryAdmin):
-    list_display = ("name", "active", "min_amount", "max_per_withdrawal", "daily_amount_limit", "daily_count_limit",
-                    "dual_approval_threshold", "updated_at")
+    list_display = (
+        "name",
+        "active",
+        "min_amount",
+        "max_per_withdrawal",
+        "daily_amount_limit",
+        "daily_count_limit",
+        "dual_approval_threshold",
+        "updated_at",
+    )
 
 
 # --- routing explanation ----------------------------------------------------------------------------------
@@ -283,13 +372,20 @@ def routing_summary_html(routing: dict) -> str:
     if not routing.get("candidates"):
         return "—"
     rows = format_html_join(
-        "", "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        "",
+        "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
         (
             (
                 WINNER_STYLE if c["channel"] == routing.get("winner") else "",
-                c["channel"], c.get("rank", "—"), c.get("score", "—"), c["cost"], c["arrival"],
-                "—" if c.get("success_rate") is None else f"{c['success_rate']:.1%}", c.get("breaker", ""),
-                "; ".join(c.get("why_not") or []) or c.get("why_not_preferred", "")
+                c["channel"],
+                c.get("rank", "—"),
+                c.get("score", "—"),
+                c["cost"],
+                c["arrival"],
+                "—" if c.get("success_rate") is None else f"{c['success_rate']:.1%}",
+                c.get("breaker", ""),
+                "; ".join(c.get("why_not") or [])
+                or c.get("why_not_preferred", "")
                 or ", ".join(f"{k}={v}" for k, v in (c.get("components") or {}).items()),
             )
             for c in routing["candidates"]
@@ -299,8 +395,10 @@ def routing_summary_html(routing: dict) -> str:
         "<p><b>策略</b> {}（{}）<br><b>结论</b> {}</p>"
         "<table><thead><tr><th>通道</th><th>排名</th><th>得分(低优)</th><th>费用(分)</th><th>到账(秒)</th>"
         "<th>成功率</th><th>熔断</th><th>不可用原因 / 得分构成</th></tr></thead><tbody>{}</tbody></table>",
-        routing.get("policy_text") or routing.get("policy", ""), routing.get("policy_reason", ""),
-        routing.get("why", ""), rows,
+        routing.get("policy_text") or routing.get("policy", ""),
+        routing.get("policy_reason", ""),
+        routing.get("why", ""),
+        rows,
     )
 
 
@@ -308,13 +406,38 @@ def routing_summary_html(routing: dict) -> str:
 @admin.register(StatementDifference)
 class StatementDifferenceAdmin(admin.ModelAdmin):
     change_form_template = "admin/channels/statementdifference_change_form.html"
-    list_display = ("order_no", "channel_code", "statement_date", "kind", "our_status", "their_status",
-                    "our_amount", "their_amount", "resolved_at", "resolution", "withdrawal_link")
+    list_display = (
+        "order_no",
+        "channel_code",
+        "statement_date",
+        "kind",
+        "our_status",
+        "their_status",
+        "our_amount",
+        "their_amount",
+        "resolved_at",
+        "resolution",
+        "withdrawal_link",
+    )
     list_filter = (("resolved_at", admin.EmptyFieldListFilter), "kind", "channel_code")
     search_fields = ("order_no", "channel_reference")
-    readonly_fields = ("statement", "channel_code", "order_no", "kind", "our_status", "their_status", "our_amount",
-                       "their_amount", "channel_reference", "created_at", "resolved_at", "resolved_by", "resolution",
-                       "note", "withdrawal_link")
+    readonly_fields = (
+        "statement",
+        "channel_code",
+        "order_no",
+        "kind",
+        "our_status",
+        "their_status",
+        "our_amount",
+        "their_amount",
+        "channel_reference",
+        "created_at",
+        "resolved_at",
+        "resolved_by",
+        "resolution",
+        "note",
+        "withdrawal_link",
+    )
     actions = ["follow_statement"]
 
     def has_module_permission(self, request: HttpRequest) -> bool:
@@ -363,8 +486,11 @@ class StatementDifferenceAdmin(admin.ModelAdmin):
 
     def get_urls(self):  # type: ignore[no-untyped-def]
         custom = [
-            path("<int:pk>/resolve/", self.admin_site.admin_view(self.resolve_view),
-                 name="payment_channels_statementdifference_resolve"),
+            path(
+                "<int:pk>/resolve/",
+                self.admin_site.admin_view(self.resolve_view),
+                name="payment_channels_statementdifference_resolve",
+            ),
         ]
         return custom + super().get_urls()
 
@@ -381,8 +507,9 @@ class StatementDifferenceAdmin(admin.ModelAdmin):
                 status = statement_difference_apply_channel(difference_id=d.pk, by=request.user.get_username())
                 self.message_user(request, f"已按对账单处理，提现状态 {status}", messages.SUCCESS)
             else:
-                statement_difference_resolve(difference_id=d.pk, by=request.user.get_username(),
-                                             note=request.POST.get("note", ""))
+                statement_difference_resolve(
+                    difference_id=d.pk, by=request.user.get_username(), note=request.POST.get("note", "")
+                )
                 self.message_user(request, "已标记为已处理", messages.SUCCESS)
         except DomainError as exc:
             self.message_user(request, f"{exc.message}：{exc.details.get('difference') or exc.details}", messages.ERROR)

@@ -67,8 +67,13 @@ def _schedule(w: Withdrawal, seconds: int) -> None:
 def _request_for(w: Withdrawal) -> PayoutRequest:
     account = w.payout_account
     return PayoutRequest(
-        order_no=w.order_no, amount=w.net_amount, currency=w.currency, account_kind=account.kind,  # type: ignore[arg-type]
-        account_number=account.account_number, holder_name=account.holder_name, bank_code=account.bank_code,
+        order_no=w.order_no,
+        amount=w.net_amount,
+        currency=w.currency,
+        account_kind=account.kind,  # type: ignore[arg-type]
+        account_number=account.account_number,
+        holder_name=account.holder_name,
+        bank_code=account.bank_code,
         remark=f"提现 {w.order_no}",
     )
 
@@ -85,8 +90,9 @@ def payout_start(*, withdrawal_id: int) -> PayoutRequest | None:
         decision = None
         for _ in range(MAX_ADMISSION_TRIES):
             # The route is a read; admission (breaker probe, today's quota) is decided under the channel's lock.
-            decision = channel_route(account_kind=w.payout_account.kind, amount=w.net_amount, speed=w.speed,
-                                     exclude=(*excluded, *refused))
+            decision = channel_route(
+                account_kind=w.payout_account.kind, amount=w.net_amount, speed=w.speed, exclude=(*excluded, *refused)
+            )
             if decision is None:
                 break
             admission = channel_reserve(code=decision.channel_code, order_no=w.order_no, amount=w.net_amount)
@@ -95,8 +101,14 @@ def payout_start(*, withdrawal_id: int) -> PayoutRequest | None:
             refused[decision.channel_code] = admission.reason
             decision = None
         if decision is None:
-            _record(w, from_status=w.status, actor=None, actor_label="worker", reason="暂无可用通道，稍后自动重试",
-                    data={"excluded": list(excluded), "refused": refused})
+            _record(
+                w,
+                from_status=w.status,
+                actor=None,
+                actor_label="worker",
+                reason="暂无可用通道，稍后自动重试",
+                data={"excluded": list(excluded), "refused": refused},
+            )
             _schedule(w, NO_CHANNEL_RETRY_SECONDS)
             return None
         w.channel_code = decision.channel_code
@@ -105,9 +117,14 @@ def payout_start(*, withdrawal_id: int) -> PayoutRequest | None:
             w.routing["admission_refused"] = refused
         w.attempts += 1
         w.next_action_at = timezone.now() + timedelta(seconds=settings.WITHDRAWAL_REENQUEUE_AFTER_SECONDS)
-        _move(w, "start_processing", actor_label="worker", reason=f"提交通道 {decision.channel_name}",
-              data={"channel": decision.channel_code, "why": decision.explanation.get("why", "")},
-              extra_fields=("channel_code", "routing", "attempts", "next_action_at"))
+        _move(
+            w,
+            "start_processing",
+            actor_label="worker",
+            reason=f"提交通道 {decision.channel_name}",
+            data={"channel": decision.channel_code, "why": decision.explanation.get("why", "")},
+            extra_fields=("channel_code", "routing", "attempts", "next_action_at"),
+        )
         return _request_for(w)
 
 
@@ -131,8 +148,12 @@ def _send(w: Withdrawal, request: PayoutRequest) -> None:
     except ValueError as exc:  # unreadable keys / config: nothing was sent, so this is a definite refusal
         log.error("channel %s cannot be built: %s", code, exc)
         channel_call_observe(channel_code=code, operation="submit", started=started, error=exc)
-        payout_rejected(withdrawal_id=w.pk, error=ChannelRejected(
-            f"channel config unusable: {exc}", reason_code="channel_misconfigured", action=ErrorAction.PAUSE_CHANNEL))
+        payout_rejected(
+            withdrawal_id=w.pk,
+            error=ChannelRejected(
+                f"channel config unusable: {exc}", reason_code="channel_misconfigured", action=ErrorAction.PAUSE_CHANNEL
+            ),
+        )
         return
     try:
         result = adapter.submit(request)
@@ -195,8 +216,14 @@ def payout_mark_unknown(*, withdrawal_id: int, detail: str) -> None:
         delay = _backoff(POLL_BACKOFF, n - 1)
         w.next_action_at = timezone.now() + timedelta(seconds=delay)
         if w.status == Status.PROCESSING:
-            _move(w, "mark_unknown", actor_label="worker", reason="通道响应超时，结果确认中", data={"detail": detail},
-                  extra_fields=("routing", "next_action_at"))
+            _move(
+                w,
+                "mark_unknown",
+                actor_label="worker",
+                reason="通道响应超时，结果确认中",
+                data={"detail": detail},
+                extra_fields=("routing", "next_action_at"),
+            )
         else:
             w.save(update_fields=["routing", "next_action_at", "updated_at"])
         _enqueue_query(w.pk, countdown=delay)
@@ -227,17 +254,28 @@ def payout_rejected(*, withdrawal_id: int, error: ChannelRejected) -> None:
             channel_quota_release(code=w.channel_code, order_no=w.order_no)
             w.routing["excluded"] = sorted({*w.routing.get("excluded", []), w.channel_code})
             why = "通道熔断" if breaker_open else "无法出款"
-            _move(w, "back_to_approved", actor_label="worker", reason=f"通道 {w.channel_code} {why}，改走其他通道",
-                  data=data, extra_fields=("routing",))
+            _move(
+                w,
+                "back_to_approved",
+                actor_label="worker",
+                reason=f"通道 {w.channel_code} {why}，改走其他通道",
+                data=data,
+                extra_fields=("routing",),
+            )
             _enqueue_payout(w.pk)
             return
         table = RETRY_BACKOFF if error.action == ErrorAction.RETRY else tuple(t * 4 for t in RETRY_BACKOFF)
         delay = _backoff(table, len(history) - 1)
         w.next_action_at = timezone.now() + timedelta(seconds=delay)
         w.save(update_fields=["routing", "next_action_at", "updated_at"])
-        _record(w, from_status=w.status, actor=None, actor_label="worker",
-                reason=f"通道暂时不可用（{error.provider_code or error.reason_code}），{delay} 秒后按原订单号重试",
-                data=data)
+        _record(
+            w,
+            from_status=w.status,
+            actor=None,
+            actor_label="worker",
+            reason=f"通道暂时不可用（{error.provider_code or error.reason_code}），{delay} 秒后按原订单号重试",
+            data=data,
+        )
         # Same order number on retry: a query first, which resubmits if the channel never got it.
         _enqueue_query(w.pk, countdown=delay)
 
@@ -246,15 +284,19 @@ def _fail(w: Withdrawal, code: str, detail: str, *, data: dict) -> None:
     if w.channel_code:
         channel_quota_release(code=w.channel_code, order_no=w.order_no)
     w.failure_code, w.failure_detail = code, detail[:255]
-    _move(w, "mark_failed", actor_label="worker", reason=error_message(code), data=data,
-          extra_fields=("failure_code", "failure_detail", "routing"))
+    _move(
+        w,
+        "mark_failed",
+        actor_label="worker",
+        reason=error_message(code),
+        data=data,
+        extra_fields=("failure_code", "failure_detail", "routing"),
+    )
     _release_hold(w)
     _notify(w, "withdrawal_failed", "提现失败，资金已退回", f"{error_message(code)}。您可以修改收款账户后一键重试。")
 
 
-def payout_apply_result(
-    *, withdrawal_id: int, result: PayoutResult, source: str, expect_channel: str = ""
-) -> str:
+def payout_apply_result(*, withdrawal_id: int, result: PayoutResult, source: str, expect_channel: str = "") -> str:
     """Apply a channel's definite answer (from submit, query, callback or statement). Never moves backwards;
     applying the same answer twice changes nothing the second time. ``expect_channel``: the channel that
     answered; an answer from a channel the payout has since left (after a definite failure there) is ignored.
@@ -263,16 +305,31 @@ def payout_apply_result(
         w = _lock(withdrawal_id)
         before = w.status
         if expect_channel and w.channel_code != expect_channel:
-            _record(w, from_status=w.status, actor=None, actor_label="worker",
-                    reason=f"忽略通道 {expect_channel} 的回复：当前通道为 {w.channel_code or '无'}",
-                    data={"source": source, "channel_status": str(result.status)})
+            _record(
+                w,
+                from_status=w.status,
+                actor=None,
+                actor_label="worker",
+                reason=f"忽略通道 {expect_channel} 的回复：当前通道为 {w.channel_code or '无'}",
+                data={"source": source, "channel_status": str(result.status)},
+            )
             return "ignored"
-        data = {"source": source, "channel_status": str(result.status), "provider_code": result.provider_code,
-                "channel_reference": result.channel_reference}
+        data = {
+            "source": source,
+            "channel_status": str(result.status),
+            "provider_code": result.provider_code,
+            "channel_reference": result.channel_reference,
+        }
         if result.amount is not None and result.amount != w.net_amount and result.status == PayoutStatus.SUCCEEDED:
             # Never book a payout whose amount the channel reports differently: operations must look.
-            _record(w, from_status=w.status, actor=None, actor_label="worker",
-                    reason=f"通道金额不符：{result.amount} ≠ {w.net_amount}", data=data)
+            _record(
+                w,
+                from_status=w.status,
+                actor=None,
+                actor_label="worker",
+                reason=f"通道金额不符：{result.amount} ≠ {w.net_amount}",
+                data=data,
+            )
             w.stuck_flagged_at = timezone.now()
             w.save(update_fields=["stuck_flagged_at"])
             return "ignored"
@@ -283,8 +340,13 @@ def payout_apply_result(
             if w.status in (Status.PROCESSING, Status.OUTCOME_UNKNOWN):
                 w.paid_at = timezone.now()
                 _move(w, "mark_paid", actor_label="worker", reason="已到账", data=data, extra_fields=("paid_at",))
-                hold_post(merchant_id=w.merchant_id, amount=w.amount, fee=w.fee,
-                          reference=f"withdrawal:{w.pk}:post", channel_code=w.channel_code)
+                hold_post(
+                    merchant_id=w.merchant_id,
+                    amount=w.amount,
+                    fee=w.fee,
+                    reference=f"withdrawal:{w.pk}:post",
+                    channel_code=w.channel_code,
+                )
                 _notify(w, "withdrawal_paid", "提现已到账", f"{w.net_amount / 100:.2f} 元已打入您的收款账户。")
         elif result.status == PayoutStatus.FAILED:
             if w.status in (Status.PROCESSING, Status.OUTCOME_UNKNOWN):
@@ -294,21 +356,35 @@ def payout_apply_result(
                 # Returned before we saw success: treat as paid then returned, so the ledger shows both.
                 w.paid_at = timezone.now()
                 _move(w, "mark_paid", actor_label="worker", reason="已到账", data=data, extra_fields=("paid_at",))
-                hold_post(merchant_id=w.merchant_id, amount=w.amount, fee=w.fee,
-                          reference=f"withdrawal:{w.pk}:post", channel_code=w.channel_code)
+                hold_post(
+                    merchant_id=w.merchant_id,
+                    amount=w.amount,
+                    fee=w.fee,
+                    reference=f"withdrawal:{w.pk}:post",
+                    channel_code=w.channel_code,
+                )
             if w.status == Status.PAID:
                 _reverse(w, data=data)
         elif result.status in (PayoutStatus.PROCESSING, PayoutStatus.AWAITING_PAYEE):
             if w.status == Status.OUTCOME_UNKNOWN:
                 _move(w, "confirm_processing", actor_label="worker", reason="通道已受理，处理中", data=data)
-            if (w.status == Status.PROCESSING and result.status == PayoutStatus.AWAITING_PAYEE
-                    and "awaiting_payee_since" not in w.routing):
+            if (
+                w.status == Status.PROCESSING
+                and result.status == PayoutStatus.AWAITING_PAYEE
+                and "awaiting_payee_since" not in w.routing
+            ):
                 # WeChat merchant transfer: the payee must confirm in WeChat; unclaimed after 24 h it fails
                 # (payee_unclaimed) and the hold is released. Until then we keep polling.
                 w.routing = {**w.routing, "awaiting_payee_since": timezone.now().isoformat()}
                 w.save(update_fields=["routing", "updated_at"])
-                _record(w, from_status=w.status, actor=None, actor_label="worker",
-                        reason="等待收款人在微信中确认收款（24 小时内未确认将自动退回）", data=data)
+                _record(
+                    w,
+                    from_status=w.status,
+                    actor=None,
+                    actor_label="worker",
+                    reason="等待收款人在微信中确认收款（24 小时内未确认将自动退回）",
+                    data=data,
+                )
             if w.status == Status.PROCESSING:
                 n = w.routing.get("poll_count", 0) + 1
                 w.routing = {**w.routing, "poll_count": n}
@@ -326,8 +402,14 @@ def _reverse(w: Withdrawal, *, data: dict) -> None:
     post = Transfer.objects.get(reference=f"withdrawal:{w.pk}:post")
     transfer_reverse(transfer=post, reference=f"withdrawal:{w.pk}:reverse", description=f"bank return {w.order_no}")
     w.failure_code = "bank_returned"
-    _move(w, "mark_reversed", actor_label="worker", reason=error_message("bank_returned"), data=data,
-          extra_fields=("failure_code",))
+    _move(
+        w,
+        "mark_reversed",
+        actor_label="worker",
+        reason=error_message("bank_returned"),
+        data=data,
+        extra_fields=("failure_code",),
+    )
     _release_hold(w, suffix="return")
     _notify(w, "withdrawal_returned", "银行退票，资金已退回", "收款银行退回了这笔款项，金额已全额退回可提现余额。")
 
@@ -359,14 +441,26 @@ def payout_escalate_unknown(*, now=None) -> int:
             w.routing = {**w.routing, "escalated_at": now.isoformat()}
             w.save(update_fields=["routing", "updated_at"])
             waited = int((now - w.state_changed_at).total_seconds())
-            _record(w, from_status=w.status, actor=None, actor_label="sweeper",
-                    reason=f"结果未知已超过 {waited} 秒，已通知运营；系统继续向通道查询",
-                    data={"channel": w.channel_code, "waited_seconds": waited})
+            _record(
+                w,
+                from_status=w.status,
+                actor=None,
+                actor_label="sweeper",
+                reason=f"结果未知已超过 {waited} 秒，已通知运营；系统继续向通道查询",
+                data={"channel": w.channel_code, "waited_seconds": waited},
+            )
             _, created = channel_alert_raise(
-                kind=ChannelAlert.Kind.UNKNOWN_OUTCOME, channel_code=w.channel_code, subject=w.order_no,
+                kind=ChannelAlert.Kind.UNKNOWN_OUTCOME,
+                channel_code=w.channel_code,
+                subject=w.order_no,
                 title=f"提现 {w.order_no} 在通道 {w.channel_code} 结果未知已 {waited // 60} 分钟",
-                detail={"withdrawal": w.pk, "order_no": w.order_no, "amount": w.net_amount, "waited_seconds": waited,
-                        "unknown_count": w.routing.get("unknown_count", 0)},
+                detail={
+                    "withdrawal": w.pk,
+                    "order_no": w.order_no,
+                    "amount": w.net_amount,
+                    "waited_seconds": waited,
+                    "unknown_count": w.routing.get("unknown_count", 0),
+                },
                 dedupe_key=f"unknown:{w.order_no}",
             )
             raised += int(created)
@@ -398,9 +492,11 @@ def sweep(*, now=None) -> dict[str, int]:
     stuck_before = now - timedelta(seconds=settings.WITHDRAWAL_STUCK_AFTER_SECONDS)
     stuck = Withdrawal.objects.filter(
         status__in=[Status.APPROVED, Status.PROCESSING, Status.OUTCOME_UNKNOWN, Status.SUBMITTED],
-        state_changed_at__lte=stuck_before, stuck_flagged_at__isnull=True,
+        state_changed_at__lte=stuck_before,
+        stuck_flagged_at__isnull=True,
     ).exclude(  # waiting up to 24 h for a WeChat payee to confirm is normal, not stuck
-        status=Status.PROCESSING, routing__has_key="awaiting_payee_since",
+        status=Status.PROCESSING,
+        routing__has_key="awaiting_payee_since",
         state_changed_at__gt=now - timedelta(seconds=PAYEE_CONFIRM_WINDOW_SECONDS + 3600),
     )
     for w in stuck[:200]:
@@ -409,9 +505,14 @@ def sweep(*, now=None) -> dict[str, int]:
             if w.stuck_flagged_at is None and w.state_changed_at <= stuck_before:
                 w.stuck_flagged_at = now
                 w.save(update_fields=["stuck_flagged_at"])
-                _record(w, from_status=w.status, actor=None, actor_label="sweeper",
-                        reason=f"在「{w.get_status_display()}」停留超过 "
-                               f"{settings.WITHDRAWAL_STUCK_AFTER_SECONDS} 秒，已通知运营")
+                _record(
+                    w,
+                    from_status=w.status,
+                    actor=None,
+                    actor_label="sweeper",
+                    reason=f"在「{w.get_status_display()}」停留超过 "
+                    f"{settings.WITHDRAWAL_STUCK_AFTER_SECONDS} 秒，已通知运营",
+                )
                 log.warning("withdrawal %s stuck in %s since %s", w.pk, w.status, w.state_changed_at)
                 counts["stuck"] += 1
     return counts

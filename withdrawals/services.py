@@ -200,7 +200,7 @@ def withdrawal_submit(
 
     Idempotent by ``idempotency_key``: the same key with the same request returns the first withdrawal; with a
     different request it is refused (idempotency_key_reused). Nothing is written when any check fails.
-    ``start_payout=False`` (the replay of historical events) decides but never pays."""
+    ``start_payout=False`` (the replay of historical events) decides but never pays, sends codes or notifies."""
     now = now or timezone.now()
     amount = amount_validate(amount)
     if speed not in Speed.values:
@@ -403,11 +403,14 @@ def _apply_risk(w: Withdrawal, decision: RiskDecision, *, actor: User | None, st
         w.failure_code = "risk_blocked"
         _move(w, "reject", actor_label="risk", reason="风控拦截", data=data, extra_fields=("failure_code",))
         _release_hold(w)
-        _notify(w, "withdrawal_rejected", "提现未通过风控审核", "资金已退回可提现余额。如有疑问请提交工单。")
+        if start_payout:
+            _notify(w, "withdrawal_rejected", "提现未通过风控审核", "资金已退回可提现余额。如有疑问请提交工单。")
     elif decision.outcome == "review":
         _move(w, "to_review", actor_label="risk", reason="风控转人工审核", data=data)
     elif decision.outcome == "step_up":
-        _move(w, "to_verification", actor_label="risk", reason="需要短信验证", data=data)
+        _move(w, "to_verification", actor_label="risk", reason="需要身份验证", data=data)
+        if not start_payout:
+            return  # a replay of history decides only: no code is sent to anyone
         if _stepup_start(w) == StepUpChallenge.Method.TOTP:
             _notify(w, "withdrawal_verify", "请完成身份验证", "请输入身份验证器 App 中的 6 位动态口令，验证后即出款。")
         else:

@@ -127,9 +127,7 @@ class AlipayAdapter:
         content = self._call(QUERY, biz)
         if content.get("code") != "10000":
             if content.get("sub_code") == "ORDER_NOT_EXIST":
-                return PayoutResult(
-                    order_no=order_no, status=PayoutStatus.NOT_FOUND, provider_code="ORDER_NOT_EXIST"
-                )
+                return PayoutResult(order_no=order_no, status=PayoutStatus.NOT_FOUND, provider_code="ORDER_NOT_EXIST")
             raise error_for(PROVIDER, _code(content), str(content.get("sub_msg", "")))
         amount = fen(str(content["trans_amount"])) if content.get("trans_amount") else None
         return self._result(order_no, content, amount=amount)
@@ -227,9 +225,7 @@ class AlipayAdapter:
             order_no=order_no,
             status=status,
             channel_reference=str(content.get("order_id", "")),
-            reason_code=reason_for(PROVIDER, code)
-            if status in (PayoutStatus.FAILED, PayoutStatus.RETURNED)
-            else "",
+            reason_code=reason_for(PROVIDER, code) if status in (PayoutStatus.FAILED, PayoutStatus.RETURNED) else "",
             provider_code=code,
             message=str(content.get("fail_reason") or ""),
             amount=amount,

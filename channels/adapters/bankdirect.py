@@ -126,9 +126,7 @@ class BankDirectAdapter:
             canonical("RESPONSE", nonce, h.get("x-bd-timestamp", ""), h.get("x-bd-nonce", ""), answer.body)
         )
         if not hmac.compare_digest(signature, h.get("x-bd-signature", "")):
-            raise bad_response(
-                PROVIDER, f"{method} {path}: HTTP {answer.status} answer not signed by the bank"
-            )
+            raise bad_response(PROVIDER, f"{method} {path}: HTTP {answer.status} answer not signed by the bank")
         return answer
 
     def _payout_or_raise(self, answer: Answer) -> dict[str, Any]:
@@ -156,9 +154,7 @@ class BankDirectAdapter:
             order_no=str(payout["order_no"]),
             status=status,
             channel_reference=str(payout.get("payout_id", "")),
-            reason_code=reason_for(PROVIDER, code)
-            if status in (PayoutStatus.FAILED, PayoutStatus.RETURNED)
-            else "",
+            reason_code=reason_for(PROVIDER, code) if status in (PayoutStatus.FAILED, PayoutStatus.RETURNED) else "",
             provider_code=code,
             message=str(payout.get("error_message") or ""),
             amount=int(payout["amount"]) if payout.get("amount") is not None else None,

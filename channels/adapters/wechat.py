@@ -147,9 +147,7 @@ class WeChatAdapter:
         if answer.status != 200:
             raise error_for(PROVIDER, *self._error_code(answer))
         content = self._json(answer)
-        return self._result(
-            content, amount=int(content["transfer_amount"]) if "transfer_amount" in content else None
-        )
+        return self._result(content, amount=int(content["transfer_amount"]) if "transfer_amount" in content else None)
 
     def parse_callback(self, headers: dict[str, str], body: bytes) -> PayoutResult:
         h = lower_headers(headers)
@@ -219,9 +217,7 @@ class WeChatAdapter:
         }
         answer = self.transport.send(method, (base or self.base_url) + path, headers, body)
         if verify and not self._verify(answer.headers, answer.body):
-            raise bad_response(
-                PROVIDER, f"{method} {path}: HTTP {answer.status} answer not signed by WeChat Pay"
-            )
+            raise bad_response(PROVIDER, f"{method} {path}: HTTP {answer.status} answer not signed by WeChat Pay")
         return answer
 
     def _verify(self, headers: dict[str, str], body: bytes) -> bool:
@@ -262,9 +258,7 @@ class WeChatAdapter:
             order_no=str(content["out_bill_no"]),
             status=status,
             channel_reference=str(content.get("transfer_bill_no", "")),
-            reason_code=reason_for(PROVIDER, code)
-            if status in (PayoutStatus.FAILED, PayoutStatus.RETURNED)
-            else "",
+            reason_code=reason_for(PROVIDER, code) if status in (PayoutStatus.FAILED, PayoutStatus.RETURNED) else "",
             provider_code=code or state,
             message=state,
             amount=amount,

@@ -113,9 +113,7 @@ class Alipay:
             return None
         params = dict(request.query)
         if request.body:
-            params.update(
-                parse_qsl(request.body.decode(params.get("charset") or "utf-8"), keep_blank_values=True)
-            )
+            params.update(parse_qsl(request.body.decode(params.get("charset") or "utf-8"), keep_blank_values=True))
         method = params.get("method", "")
         problem = self._authenticate(params)
         if problem:
@@ -156,19 +154,11 @@ class Alipay:
     def _transfer(self, method: str, biz: dict[str, object], notify_url: str) -> Response:
         payee = biz.get("payee_info")
         product = str(biz.get("product_code", ""))
-        if (
-            not isinstance(payee, dict)
-            or product not in PRODUCTS
-            or biz.get("biz_scene") != "DIRECT_TRANSFER"
-        ):
-            return self._error(
-                method, "INVALID_PARAMETER", "payee_info, product_code and biz_scene are required"
-            )
+        if not isinstance(payee, dict) or product not in PRODUCTS or biz.get("biz_scene") != "DIRECT_TRANSFER":
+            return self._error(method, "INVALID_PARAMETER", "payee_info, product_code and biz_scene are required")
         account_kind, identity_types = PRODUCTS[product]
         if payee.get("identity_type") not in identity_types or not payee.get("identity"):
-            return self._error(
-                method, "INVALID_PARAMETER", f"identity_type must be one of {sorted(identity_types)}"
-            )
+            return self._error(method, "INVALID_PARAMETER", f"identity_type must be one of {sorted(identity_types)}")
         try:
             amount = Decimal(str(biz.get("trans_amount", "")))
         except InvalidOperation:
@@ -248,9 +238,7 @@ class Alipay:
 
     def _error(self, method: str, code: str, message: str = "") -> Response:
         top, top_msg = TOP_CODES.get(code, ("40004", "Business Failed"))
-        return self._signed(
-            method, {"code": top, "msg": top_msg, "sub_code": code, "sub_msg": message or code}
-        )
+        return self._signed(method, {"code": top, "msg": top_msg, "sub_code": code, "sub_msg": message or code})
 
     def _signed(self, method: str, content: dict[str, object]) -> Response:
         content_text = json_bytes(content)

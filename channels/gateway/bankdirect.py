@@ -141,9 +141,7 @@ class BankDirect:
         )
         if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_SKEW:
             return "TIMESTAMP_EXPIRED"
-        expected = sign(
-            self.secret, canonical(request.method, request.raw_path, timestamp, nonce, request.body)
-        )
+        expected = sign(self.secret, canonical(request.method, request.raw_path, timestamp, nonce, request.body))
         if not (8 <= len(nonce) <= 64) or not hmac.compare_digest(expected, signature):
             return "SIGNATURE_INVALID"
         if not self.nonces.first_use(nonce):
@@ -165,15 +163,8 @@ class BankDirect:
             )
         except (ValueError, KeyError, TypeError) as exc:
             return self._error("INVALID_REQUEST", nonce, f"bad payout request: {exc}")
-        if (
-            not ORDER_NO.match(sub.order_no)
-            or sub.amount <= 0
-            or sub.currency != "CNY"
-            or not sub.account_number
-        ):
-            return self._error(
-                "INVALID_REQUEST", nonce, "order_no, amount (fen > 0), currency CNY, account required"
-            )
+        if not ORDER_NO.match(sub.order_no) or sub.amount <= 0 or sub.currency != "CNY" or not sub.account_number:
+            return self._error("INVALID_REQUEST", nonce, "order_no, amount (fen > 0), currency CNY, account required")
         return self._outcome(self.engine.submit(CHANNEL, sub), nonce)
 
     def _outcome(self, outcome: Outcome, nonce: str) -> Response:
@@ -214,9 +205,7 @@ class BankDirect:
 
     def build_callback(self, payout: Payout) -> OutgoingCallback:
         event_id = "evt_" + uuid.uuid4().hex
-        body = json_bytes(
-            {"event_id": event_id, "event": "payout.status_changed", "payout": payout_json(payout)}
-        )
+        body = json_bytes({"event_id": event_id, "event": "payout.status_changed", "payout": payout_json(payout)})
         timestamp, nonce = str(int(time.time())), secrets.token_hex(12)
         headers = {
             "Content-Type": "application/json; charset=utf-8",

@@ -53,9 +53,7 @@ class Dialect:
     channel: str
     codes: dict[str, str]  # busy, maintenance, conflict, invalid_account, account_frozen, name_mismatch,
     #                        returned, unclaimed
-    fail_codes: frozenset[
-        str
-    ]  # provider codes that create a *failed payout*; any other code refuses the request
+    fail_codes: frozenset[str]  # provider codes that create a *failed payout*; any other code refuses the request
     reference_prefix: str
     awaits_payee: bool = False
 
@@ -140,13 +138,9 @@ class Engine:
             if behaviour == Behaviour.TRANSIENT_TWICE and attempt <= 2:
                 return Outcome("refuse", code=dialect.codes["busy"])
             if behaviour in (Behaviour.INVALID_ACCOUNT, Behaviour.ACCOUNT_FROZEN, Behaviour.NAME_MISMATCH):
-                return Outcome(
-                    "answer", self._create_failed(channel, sub, behaviour, dialect.codes[behaviour.value])
-                )
+                return Outcome("answer", self._create_failed(channel, sub, behaviour, dialect.codes[behaviour.value]))
             if behaviour == Behaviour.TIMEOUT_THEN_PAID:
-                return Outcome(
-                    "withhold", self._create_paid(channel, sub, behaviour, script), hang_seconds=hang
-                )
+                return Outcome("withhold", self._create_paid(channel, sub, behaviour, script), hang_seconds=hang)
             if behaviour != Behaviour.SUCCEED:  # DELAYED, RETURNED
                 return Outcome("answer", self._create_paid(channel, sub, behaviour, script))
 
@@ -156,9 +150,7 @@ class Engine:
                 if forced == FORCE_DROP:
                     return Outcome("drop", hang_seconds=hang)
                 if forced == FORCE_TIMEOUT:
-                    return Outcome(
-                        "withhold", self._create_paid(channel, sub, behaviour, script), hang_seconds=hang
-                    )
+                    return Outcome("withhold", self._create_paid(channel, sub, behaviour, script), hang_seconds=hang)
                 return self._code_outcome(channel, sub, behaviour, forced)
 
             rng = self._rng(channel)
@@ -254,8 +246,7 @@ class Engine:
         if payout.status == SUCCEEDED:
             script = self.script(payout.channel)
             planned = (
-                payout.behaviour == Behaviour.RETURNED.value
-                or self._rng(payout.channel).random() < script.return_rate
+                payout.behaviour == Behaviour.RETURNED.value or self._rng(payout.channel).random() < script.return_rate
             )
             if planned and payout.return_at is None:
                 self.store.update_payout(payout.id, return_at=self.clock() + script.return_after_seconds)

@@ -48,9 +48,7 @@ def _key_pair(private_path: Path, public_path: Path) -> rsa.RSAPrivateKey:
         )
     if not public_path.exists():
         public_path.write_bytes(
-            key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
+            key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         )
     return key
 
@@ -58,9 +56,7 @@ def _key_pair(private_path: Path, public_path: Path) -> rsa.RSAPrivateKey:
 def _secret(path: Path, length: int, alphabet: str | None = None) -> str:
     if path.exists():
         return path.read_text().strip()
-    value = (
-        "".join(secrets.choice(alphabet) for _ in range(length)) if alphabet else secrets.token_hex(length)
-    )
+    value = "".join(secrets.choice(alphabet) for _ in range(length)) if alphabet else secrets.token_hex(length)
     _write_private(path, value.encode())
     return value
 

@@ -162,9 +162,7 @@ class Notifier:
         self.store.record_delivery(item.callback_id, entry, delivered)
         if not delivered and item.attempt < len(RETRY_DELAYS):
             with self._cond:
-                self._push(
-                    time.time() + RETRY_DELAYS[item.attempt], _Scheduled(item.callback_id, item.attempt + 1)
-                )
+                self._push(time.time() + RETRY_DELAYS[item.attempt], _Scheduled(item.callback_id, item.attempt + 1))
                 self._cond.notify_all()
         elif not delivered:
             self.store.set_callback_status(item.callback_id, "failed")

@@ -114,9 +114,7 @@ def run(host: str, port: int, data_dir: Path, quiet: bool = False) -> None:
     server.daemon_threads = True
     gateway.start_background()
     print(
-        json.dumps(
-            {"event": "sandbox_gateway_ready", "base_url": base_url, "keys": str(data_dir / "keys.json")}
-        ),
+        json.dumps({"event": "sandbox_gateway_ready", "base_url": base_url, "keys": str(data_dir / "keys.json")}),
         flush=True,
     )
     try:

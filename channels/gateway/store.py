@@ -161,9 +161,7 @@ class Store:
     def shift_timers(self, seconds: float) -> None:
         with self.lock:
             self.db.execute("UPDATE payouts SET due_at = due_at - ? WHERE due_at IS NOT NULL", (seconds,))
-            self.db.execute(
-                "UPDATE payouts SET return_at = return_at - ? WHERE return_at IS NOT NULL", (seconds,)
-            )
+            self.db.execute("UPDATE payouts SET return_at = return_at - ? WHERE return_at IS NOT NULL", (seconds,))
 
     def bump_attempt(self, channel: str, order_no: str) -> int:
         with self.lock:
@@ -204,9 +202,7 @@ class Store:
 
     def record_delivery(self, callback_id: int, entry: dict[str, Any], delivered: bool) -> None:
         with self.lock:
-            row = self.db.execute(
-                "SELECT delivery_log FROM callbacks WHERE id = ?", (callback_id,)
-            ).fetchone()
+            row = self.db.execute("SELECT delivery_log FROM callbacks WHERE id = ?", (callback_id,)).fetchone()
             if row is None:  # reset while a delivery was in flight
                 return
             log = [*json.loads(row["delivery_log"]), entry]

@@ -51,9 +51,7 @@ def json_bytes(data: Any) -> bytes:
 
 
 def json_response(status: int, data: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        status, json_bytes(data), {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
-    )
+    return Response(status, json_bytes(data), {"Content-Type": "application/json; charset=utf-8", **(headers or {})})
 
 
 class NonceCache:

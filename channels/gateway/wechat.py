@@ -144,9 +144,7 @@ class WeChat:
         timestamp, nonce = auth.get("timestamp", ""), auth.get("nonce_str", "")
         if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_SKEW:
             return "timestamp expired"
-        message = (
-            f"{request.method}\n{request.raw_path}\n{timestamp}\n{nonce}\n".encode() + request.body + b"\n"
-        )
+        message = f"{request.method}\n{request.raw_path}\n{timestamp}\n{nonce}\n".encode() + request.body + b"\n"
         if not rsa_sign.verify(self.keys.wechat_merchant_public, message, auth.get("signature", "")):
             return "signature does not verify"
         if not self.nonces.first_use(nonce):
@@ -164,16 +162,8 @@ class WeChat:
             return self._error("PARAM_ERROR", f"missing or malformed field: {exc}")
         if data.get("appid") != self.keys.wechat_appid:
             return self._error("PARAM_ERROR", "appid does not belong to mchid")
-        if (
-            not re.fullmatch(r"[A-Za-z0-9]{1,32}", out_bill_no)
-            or amount <= 0
-            or not openid
-            or not scene
-            or not remark
-        ):
-            return self._error(
-                "PARAM_ERROR", "out_bill_no, transfer_amount, openid, scene and remark are required"
-            )
+        if not re.fullmatch(r"[A-Za-z0-9]{1,32}", out_bill_no) or amount <= 0 or not openid or not scene or not remark:
+            return self._error("PARAM_ERROR", "out_bill_no, transfer_amount, openid, scene and remark are required")
         name = ""
         if data.get("user_name"):
             if request.headers.get("wechatpay-serial") != self.keys.wechat_platform_key_id:

@@ -155,9 +155,7 @@ def test_statement_with_planted_difference(alipay, gateway) -> None:
     date = dt.datetime.fromtimestamp(
         gateway.payouts("alipay", requests[0].order_no)[0]["updated_at"], dt.timezone(dt.timedelta(hours=8))
     ).date()
-    gateway.control(
-        "POST", f"/statements/alipay/{date}/plants", {"kind": "drop_row", "order_no": requests[0].order_no}
-    )
+    gateway.control("POST", f"/statements/alipay/{date}/plants", {"kind": "drop_row", "order_no": requests[0].order_no})
     lines = {line.order_no: line for line in alipay.fetch_statement(date)}
     assert requests[0].order_no not in lines and lines[requests[1].order_no].amount == 501
 
@@ -202,9 +200,7 @@ def test_unsigned_answer_from_an_impostor_is_not_trusted(gateway, receiver) -> N
     from .conftest import adapter_config
 
     impostor_key = Path(gateway.keys["files"]["alipay_app_public_key"]).read_text()  # not the platform key
-    config = adapter_config(
-        gateway, receiver, "alipay", alipay_public_key=impostor_key, alipay_public_key_file=""
-    )
+    config = adapter_config(gateway, receiver, "alipay", alipay_public_key=impostor_key, alipay_public_key_file="")
     adapter = build_adapter("alipay", "alipay-bad", config)
     started = time.monotonic()
     with pytest.raises(ChannelUnknownOutcome) as caught:

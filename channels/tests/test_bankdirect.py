@@ -224,9 +224,7 @@ def test_tampered_callback_rejected(bankdirect, gateway) -> None:
     data = json.loads(body)
     data["payout"]["status"] = "FAILED"
     with pytest.raises(InvalidCallback):
-        bankdirect.parse_callback(
-            headers, json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-        )
+        bankdirect.parse_callback(headers, json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())
 
 
 def test_stale_callback_rejected(bankdirect, gateway) -> None:
@@ -262,9 +260,7 @@ def test_statement_with_planted_differences(bankdirect, gateway) -> None:
     base = f"/statements/bankdirect/{date.isoformat()}/plants"
     gateway.control("POST", base, {"kind": "drop_row", "order_no": requests[0].order_no})
     gateway.control("POST", base, {"kind": "alter_amount", "order_no": requests[1].order_no, "amount": 1})
-    gateway.control(
-        "POST", base, {"kind": "alter_status", "order_no": requests[2].order_no, "status": "FAILED"}
-    )
+    gateway.control("POST", base, {"kind": "alter_status", "order_no": requests[2].order_no, "status": "FAILED"})
     gateway.control("POST", base, {"kind": "add_unknown", "order_no": "GHOST1", "amount": 777})
     planted = {line.order_no: line for line in bankdirect.fetch_statement(date)}
 

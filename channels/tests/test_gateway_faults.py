@@ -77,9 +77,7 @@ def test_resend_is_byte_identical(bankdirect, gateway) -> None:
     [callback] = gateway.wait_callbacks("bankdirect", request.order_no)
     gateway.control("POST", f"/callbacks/{callback['id']}/resend", {})
     deadline = time.monotonic() + 5
-    while (
-        gateway.callbacks("bankdirect", request.order_no)[0]["deliveries"] < 2 and time.monotonic() < deadline
-    ):
+    while gateway.callbacks("bankdirect", request.order_no)[0]["deliveries"] < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert gateway.callbacks("bankdirect", request.order_no)[0]["deliveries"] == 2
 

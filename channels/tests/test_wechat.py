@@ -42,9 +42,7 @@ def test_awaiting_payee_then_confirmed(wechat, gateway) -> None:
     assert result.status == PayoutStatus.AWAITING_PAYEE and result.raw["package_info"]
     assert wechat.query(request.order_no).status == PayoutStatus.AWAITING_PAYEE
     [payout] = gateway.payouts("wechat", request.order_no)
-    assert (
-        payout["holder_name"] == "赵六"
-    )  # user_name travelled RSA-OAEP encrypted and the gateway decrypted it
+    assert payout["holder_name"] == "赵六"  # user_name travelled RSA-OAEP encrypted and the gateway decrypted it
     gateway.act("wechat", request.order_no, "confirm")
     assert wechat.query(request.order_no).status == PayoutStatus.SUCCEEDED
     [callback] = gateway.wait_callbacks("wechat", request.order_no)
@@ -63,9 +61,7 @@ def test_unclaimed_expires_to_payee_unclaimed(wechat, gateway) -> None:
     result = wechat.query(request.order_no)
     assert (result.status, result.reason_code) == (PayoutStatus.FAILED, "payee_unclaimed")
     [callback] = gateway.wait_callbacks("wechat", request.order_no)
-    assert (
-        wechat.parse_callback(callback["headers"], callback["body"].encode()).reason_code == "payee_unclaimed"
-    )
+    assert wechat.parse_callback(callback["headers"], callback["body"].encode()).reason_code == "payee_unclaimed"
 
 
 def test_unclaimed_after_24_hours_of_gateway_time(wechat, gateway) -> None:
@@ -197,9 +193,7 @@ def test_gateway_speaks_the_wechatpayv3_formats(gateway) -> None:
         "transfer_remark": "interop",
     }
     text = json.dumps(body)
-    auth = build_authorization(
-        path, "POST", config["mch_id"], config["merchant_serial_no"], merchant_key, data=text
-    )
+    auth = build_authorization(path, "POST", config["mch_id"], config["merchant_serial_no"], merchant_key, data=text)
     request = urllib.request.Request(gateway.base_url + path, data=text.encode(), method="POST")
     request.add_header("Authorization", auth)
     request.add_header("Content-Type", "application/json")

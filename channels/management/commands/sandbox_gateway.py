@@ -16,9 +16,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8700)
-        parser.add_argument(
-            "--data-dir", default="var/gateway", help="store, keys.json and key files live here"
-        )
+        parser.add_argument("--data-dir", default="var/gateway", help="store, keys.json and key files live here")
         parser.add_argument("--quiet", action="store_true", help="do not log each request")
 
     def handle(self, *args: object, **options: object) -> None:

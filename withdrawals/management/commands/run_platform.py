@@ -40,28 +40,57 @@ class Command(BaseCommand):
         gateway = Path(settings.BASE_DIR, "channels", "management", "commands", "sandbox_gateway.py")
         if gateway.exists():
             port = settings.SANDBOX_GATEWAY_URL.rsplit(":", 1)[-1].strip("/")
-            start("gateway", [python, "manage.py", "sandbox_gateway", "--port", port, "--data-dir",
-                              str(Path(settings.SANDBOX_GATEWAY_DATA_DIR).resolve()), "--quiet"])
+            start(
+                "gateway",
+                [
+                    python,
+                    "manage.py",
+                    "sandbox_gateway",
+                    "--port",
+                    port,
+                    "--data-dir",
+                    str(Path(settings.SANDBOX_GATEWAY_DATA_DIR).resolve()),
+                    "--quiet",
+                ],
+            )
             self._wait_for_gateway()
         if not o["no_seed"]:
             settings.PLATFORM_BASE_URL = env["PLATFORM_BASE_URL"]  # the channels' notify_url points here
             call_command("seed_demo")
-        start("worker", [python, "-m", "celery", "-A", "config", "worker", "-B", "-l", "INFO", "--concurrency", "2",
-                         "--schedule", str(var / "celerybeat-schedule")])
+        start(
+            "worker",
+            [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-B",
+                "-l",
+                "INFO",
+                "--concurrency",
+                "2",
+                "--schedule",
+                str(var / "celerybeat-schedule"),
+            ],
+        )
         start("web", [python, "manage.py", "runserver", f"{o['host']}:{o['port']}", "--noreload"])
         base = f"http://{o['host']}:{o['port']}"
         db = settings.DATABASES["default"]
-        self.stdout.write(self.style.SUCCESS(
-            f"\nPlatform running (database: {db['ENGINE'].rsplit('.', 1)[-1]}, broker: {settings.CELERY_BROKER_URL.split('://')[0]})\n"
-            f"  Merchant site : {base}/            (alice / bob / carol, password demo-pass-2026)\n"
-            f"  Review admin  : {base}/admin/      "
-            f"(reviewer, reviewer2, senior, compliance, ops, admin; same password)\n"
-            f"  Partner API   : {base}/api/v1/     (Authorization: Bearer <API key printed above>)\n"
-            f"  Operations    : {base}/admin/ops/  (channel health, breakers, alerts; user ops or admin)\n"
-            f"  Monitoring    : {base}/metrics  {base}/healthz/ready\n"
-            f"  Gateway       : {settings.SANDBOX_GATEWAY_URL}/_control/  (fault scripts: docs/channels.md)\n"
-            f"Press Ctrl-C to stop.\n"
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"\nPlatform running (database: {db['ENGINE'].rsplit('.', 1)[-1]}, broker: {settings.CELERY_BROKER_URL.split('://')[0]})\n"
+                f"  Merchant site : {base}/            (alice / bob / carol, password demo-pass-2026)\n"
+                f"  Review admin  : {base}/admin/      "
+                f"(reviewer, reviewer2, senior, compliance, ops, admin; same password)\n"
+                f"  Partner API   : {base}/api/v1/     (Authorization: Bearer <API key printed above>)\n"
+                f"  Operations    : {base}/admin/ops/  (channel health, breakers, alerts; user ops or admin)\n"
+                f"  Monitoring    : {base}/metrics  {base}/healthz/ready\n"
+                f"  Gateway       : {settings.SANDBOX_GATEWAY_URL}/_control/  (fault scripts: docs/channels.md)\n"
+                f"Press Ctrl-C to stop.\n"
+            )
+        )
 
         stopping = False
 

@@ -19,8 +19,16 @@ PASSWORD = "demo-pass-2026"
 
 MERCHANTS = [
     # username, shop, real name, id number, category, credit fen, reserve fen, extra card suffixes
-    ("alice", "Alice 游戏点卡店", "张三", "11010519491231002X", "game_cards", 5_000_000, 100_000,
-     ["11", "22", "33", "44", "66"]),
+    (
+        "alice",
+        "Alice 游戏点卡店",
+        "张三",
+        "11010519491231002X",
+        "game_cards",
+        5_000_000,
+        100_000,
+        ["11", "22", "33", "44", "66"],
+    ),
     ("bob", "Bob 话费充值", "王芳", "110101199003074477", "phone_topup", 800_000, 0, ["55"]),
     ("carol", "Carol 电商卡券", "刘洋", "310101198001010018", "ecommerce_cards", 12_000_000, 0, []),
 ]
@@ -39,12 +47,37 @@ STAFF = [
 # to Alipay (cheapest), larger ones bank-direct (flat fee), instant ones to the fastest, large ones bank-direct.
 GATEWAY_CHANNELS = [
     # code, name, adapter, kinds, speed tiers, fee fixed, rate bp, min, max, arrival s, max amount, daily, priority
-    ("bankdirect", "银行直连（沙箱）", "bankdirect", ["bank_card"], ["standard", "t1"], 200, 0, 0, None, 120,
-     100_000_000, 2_000_000_000, 10),
-    ("alipay", "支付宝转账（沙箱）", "alipay", ["alipay", "bank_card"], [], 0, 15, 100, 2500, 30,
-     5_000_000, 500_000_000, 20),
-    ("wechat", "微信商家转账（沙箱）", "wechat", ["wechat"], [], 0, 10, 50, 2000, 10,
-     2_000_000, 200_000_000, 30),
+    (
+        "bankdirect",
+        "银行直连（沙箱）",
+        "bankdirect",
+        ["bank_card"],
+        ["standard", "t1"],
+        200,
+        0,
+        0,
+        None,
+        120,
+        100_000_000,
+        2_000_000_000,
+        10,
+    ),
+    (
+        "alipay",
+        "支付宝转账（沙箱）",
+        "alipay",
+        ["alipay", "bank_card"],
+        [],
+        0,
+        15,
+        100,
+        2500,
+        30,
+        5_000_000,
+        500_000_000,
+        20,
+    ),
+    ("wechat", "微信商家转账（沙箱）", "wechat", ["wechat"], [], 0, 10, 50, 2000, 10, 2_000_000, 200_000_000, 30),
 ]
 
 
@@ -81,12 +114,24 @@ def seed_gateway_channels() -> list[str]:
     lines = []
     for row in GATEWAY_CHANNELS:
         code, name, adapter, kinds, tiers, fixed, rate, fmin, fmax, arrival, max_amount, daily, priority = row
-        channel, created = Channel.objects.get_or_create(code=code, defaults={
-            "name": name, "adapter": adapter, "supported_account_kinds": kinds, "speed_tiers": tiers,
-            "fee_fixed": fixed, "fee_rate_bp": rate, "fee_min": fmin, "fee_max": fmax,
-            "expected_arrival_seconds": arrival, "max_amount": max_amount, "daily_amount_limit": daily,
-            "priority": priority, "config": configs[adapter],
-        })
+        channel, created = Channel.objects.get_or_create(
+            code=code,
+            defaults={
+                "name": name,
+                "adapter": adapter,
+                "supported_account_kinds": kinds,
+                "speed_tiers": tiers,
+                "fee_fixed": fixed,
+                "fee_rate_bp": rate,
+                "fee_min": fmin,
+                "fee_max": fmax,
+                "expected_arrival_seconds": arrival,
+                "max_amount": max_amount,
+                "daily_amount_limit": daily,
+                "priority": priority,
+                "config": configs[adapter],
+            },
+        )
         if not created and channel.config != configs[adapter]:
             channel.config = configs[adapter]  # keys / addresses follow the gateway; business settings stay
             channel.save(update_fields=["config", "updated_at"])
@@ -115,22 +160,40 @@ class Command(BaseCommand):
             user = User.objects.filter(username=username).first()
             if user is None:
                 reg = merchant_register(
-                    name=shop, category=category, real_name=real_name, id_number=id_number,
-                    phone="1380013" + f"{len(username):04d}", username=username, password=PASSWORD,
+                    name=shop,
+                    category=category,
+                    real_name=real_name,
+                    id_number=id_number,
+                    phone="1380013" + f"{len(username):04d}",
+                    username=username,
+                    password=PASSWORD,
                 )
                 merchant = reg.merchant
                 kyc_verify(merchant=merchant)
-                payout_account_add(merchant=merchant, account_number=make_card_number(seed=merchant.pk),
-                                   holder_name=real_name, bank_code="ICBC")
+                payout_account_add(
+                    merchant=merchant,
+                    account_number=make_card_number(seed=merchant.pk),
+                    holder_name=real_name,
+                    bank_code="ICBC",
+                )
                 for suffix in suffixes:
-                    payout_account_add(merchant=merchant, account_number=make_card_number(suffix, seed=merchant.pk),
-                                       holder_name=real_name, bank_code="CMB")
-                payout_account_add(merchant=merchant, account_number=make_card_number(seed=merchant.pk + 99),
-                                   holder_name="赵六", bank_code="ABC")  # someone else's name: cannot receive
+                    payout_account_add(
+                        merchant=merchant,
+                        account_number=make_card_number(suffix, seed=merchant.pk),
+                        holder_name=real_name,
+                        bank_code="CMB",
+                    )
+                payout_account_add(
+                    merchant=merchant,
+                    account_number=make_card_number(seed=merchant.pk + 99),
+                    holder_name="赵六",
+                    bank_code="ABC",
+                )  # someone else's name: cannot receive
                 # Earlier sales, already past any freeze window, then today's sale through the normal path.
                 sale_credit(merchant_id=merchant.pk, order_ref=f"demo-{username}-1", amount=credit)
-                merchant_sale_settle(merchant_id=merchant.pk, order_ref=f"demo-{username}-2", amount=credit // 10,
-                                     buyer="demo-buyer")
+                merchant_sale_settle(
+                    merchant_id=merchant.pk, order_ref=f"demo-{username}-2", amount=credit // 10, buyer="demo-buyer"
+                )
                 if reserve:
                     Merchant.objects.filter(pk=merchant.pk).update(reserve_required=reserve)
                     reserve_adjust(merchant_id=merchant.pk, amount=reserve, reference=f"demo-reserve-{merchant.pk}")
@@ -149,5 +212,7 @@ class Command(BaseCommand):
         for line in lines:
             self.stdout.write(line)
         self.stdout.write(f"Staff (password {PASSWORD}): " + ", ".join(f"{u} ({label})" for u, label, _ in STAFF))
-        self.stdout.write("Sandbox cards: ending 11 fails (invalid account), 22 frozen, 33 times out then pays, "
-                          "44 pays after ~20 s, 55 busy twice, 66 lost request, 77 name mismatch, 88 bank return.")
+        self.stdout.write(
+            "Sandbox cards: ending 11 fails (invalid account), 22 frozen, 33 times out then pays, "
+            "44 pays after ~20 s, 55 busy twice, 66 lost request, 77 name mismatch, 88 bank return."
+        )
