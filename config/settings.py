@@ -7,6 +7,7 @@ Celery worker process consumes. In production and in the tests both point at Pos
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import dj_database_url
@@ -111,6 +112,9 @@ LOCALE_PATHS = [BASE_DIR / "locale"]
 
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# whitenoise warns on every request when the directory is missing (before the first collectstatic)
+with contextlib.suppress(OSError):
+    STATIC_ROOT.mkdir(exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -219,5 +223,7 @@ CELERY_BEAT_SCHEDULE.update(
     {
         "risk-learning-loop": {"task": "risk.learning_loop", "schedule": crontab(hour=4, minute=30)},
         "accounts-tiers-refresh": {"task": "accounts.tiers_refresh", "schedule": crontab(hour=5, minute=0)},
+        # AML report drafts for the last two days and the day's custody reconciliation.
+        "compliance-daily": {"task": "withdrawals.compliance_daily", "schedule": crontab(hour=2, minute=0)},
     }
 )

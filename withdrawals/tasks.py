@@ -32,3 +32,10 @@ def reconcile_channels(date: str = "") -> int:
 
     day = dt.date.fromisoformat(date) if date else timezone.localdate() - dt.timedelta(days=1)
     return len(run(date=day))
+
+
+@shared_task(name="withdrawals.compliance_daily")
+def compliance_daily() -> dict[str, object]:
+    from .compliance_jobs import compliance_daily as run
+
+    return run()
