@@ -156,7 +156,9 @@ class Command(BaseCommand):
                 user = User.objects.create_user(username=username, password=PASSWORD, is_staff=True)
                 user.groups.add(Group.objects.get(name=group))
         lines = []
-        for username, shop, real_name, id_number, category, credit, reserve, suffixes in MERCHANTS:
+        for index, (username, shop, real_name, id_number, category, credit, reserve, suffixes) in enumerate(
+            MERCHANTS, start=1
+        ):
             user = User.objects.filter(username=username).first()
             if user is None:
                 reg = merchant_register(
@@ -164,7 +166,7 @@ class Command(BaseCommand):
                     category=category,
                     real_name=real_name,
                     id_number=id_number,
-                    phone="1380013" + f"{len(username):04d}",
+                    phone=f"1380013{index:04d}",  # one phone per merchant: a shared one links accounts
                     username=username,
                     password=PASSWORD,
                 )
