@@ -427,9 +427,21 @@ def payout_account_check_receivable(*, account: PayoutAccount, merchant: Merchan
         raise DomainError("card_name_mismatch", details={"holder_name": account.holder_name, "kyc_name": kyc.real_name})
 
 
-def api_key_create(*, merchant: Merchant, label: str = "") -> str:
-    """Create a key and return the secret once; only its hash is stored."""
-    prefix, raw = ApiKey.generate()
+def api_key_create(*, merchant: Merchant, label: str = "", raw: str | None = None) -> str:
+    """Create a key and return the secret once; only its hash is stored. ``raw`` (demo data only) fixes the
+    secret so a demo can print the same key on every start."""
+    if raw is None:
+        prefix, raw = ApiKey.generate()
+    else:
+        parts = raw.split("_", 2)
+        if len(parts) != 3 or parts[0] != "sk" or not parts[1] or len(parts[2]) < 16:
+            raise DomainError("invalid_request", details={"api_key": "sk_<prefix>_<secret of 16+ characters>"})
+        prefix = parts[1]
+    existing = ApiKey.objects.filter(prefix=prefix).first()
+    if existing is not None:
+        if existing.merchant_id != merchant.pk or existing.key_hash != ApiKey.hash_secret(raw):
+            raise DomainError("invalid_request", details={"api_key": "this key prefix is taken"})
+        return raw
     ApiKey.objects.create(merchant=merchant, prefix=prefix, key_hash=ApiKey.hash_secret(raw), label=label)
     return raw
 

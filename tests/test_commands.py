@@ -33,9 +33,12 @@ def test_merchant_create_prints_a_key_that_can_withdraw(sandbox_channel):
     call_command("ledger_check")
 
 
-def test_seed_demo_is_idempotent(sandbox_channel):
+def test_seed_demo_is_idempotent_and_prints_working_keys(sandbox_channel):
     call_command("seed_demo", stdout=io.StringIO())
-    call_command("seed_demo", stdout=io.StringIO())
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    key = next(line.split("API key ")[1].strip() for line in out.getvalue().splitlines() if "alice" in line)
+    assert Client(HTTP_AUTHORIZATION=f"Bearer {key}").get("/api/v1/wallet").status_code == 200
     from accounts.models import Merchant, User
 
     assert Merchant.objects.count() == 3

@@ -17,6 +17,12 @@ from withdrawals.fees import policy_current
 
 PASSWORD = "demo-pass-2026"
 
+
+def demo_api_key(username: str) -> str:
+    """Fixed demo keys, printed on every start. Demo data only: a real merchant's key is random and shown once."""
+    return f"sk_demo{username}_demo-key-not-for-production"
+
+
 MERCHANTS = [
     # username, shop, real name, id number, category, credit fen, reserve fen, extra card suffixes
     (
@@ -199,12 +205,15 @@ class Command(BaseCommand):
                 if reserve:
                     Merchant.objects.filter(pk=merchant.pk).update(reserve_required=reserve)
                     reserve_adjust(merchant_id=merchant.pk, amount=reserve, reference=f"demo-reserve-{merchant.pk}")
-                key = api_key_create(merchant=merchant, label="demo")
+                key = api_key_create(merchant=merchant, label="demo", raw=demo_api_key(username))
                 lines.append(f"  {username:<10} {shop}: API key {key}")
             else:
                 merchant = user.merchant
-                keys = ApiKey.objects.filter(merchant=merchant, revoked_at__isnull=True).count()
-                lines.append(f"  {username:<10} {merchant.name}: {keys} API key(s) (created earlier; shown once)")
+                key = demo_api_key(username)
+                if ApiKey.objects.filter(prefix=key.split("_")[1], revoked_at__isnull=True).exists():
+                    lines.append(f"  {username:<10} {merchant.name}: API key {key}")
+                else:
+                    lines.append(f"  {username:<10} {merchant.name}: demo API key revoked; create one in the admin")
         channel_lines = seed_gateway_channels()
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(f"Channels (sandbox gateway {settings.SANDBOX_GATEWAY_URL}; in-process sandbox as fallback):")
