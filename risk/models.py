@@ -47,6 +47,7 @@ class FaceCheckSession(models.Model):
 class SmsMessage(models.Model):
     """What the SMS provider was asked to send. The dev backend only records; a real one also delivers."""
 
+    merchant_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     phone = models.CharField(max_length=20)
     text = models.CharField(max_length=300)
     backend = models.CharField(max_length=20)

@@ -31,8 +31,8 @@ def _hash(subject: str, code: str) -> str:
 class ConsoleSmsBackend:
     name = "console"
 
-    def send(self, *, phone: str, text: str) -> None:
-        SmsMessage.objects.create(phone=phone, text=text, backend=self.name)
+    def send(self, *, phone: str, text: str, merchant_id: int | None = None) -> None:
+        SmsMessage.objects.create(phone=phone, text=text, backend=self.name, merchant_id=merchant_id)
         log.info("SMS to %s: %s", phone, text)
 
 
@@ -56,7 +56,9 @@ def stepup_issue(*, subject: str, merchant_id: int, phone: str, now=None) -> Ste
         )
         transaction.on_commit(
             lambda: sms_backend().send(
-                phone=phone, text=f"【提现平台】您的提现验证码 {code}，5 分钟内有效。切勿告诉他人。"
+                merchant_id=merchant_id,
+                phone=phone,
+                text=f"【提现平台】您的提现验证码 {code}，5 分钟内有效。切勿告诉他人。",
             )
         )
     return challenge

@@ -485,7 +485,8 @@ def _dev_sms(merchant: Merchant) -> SmsMessage | None:
     kyc = KycRecord.objects.filter(merchant=merchant).first()
     if kyc is None:
         return None
-    return SmsMessage.objects.filter(phone=kyc.phone).order_by("-created_at", "-id").first()
+    # The merchant's own messages only (two merchants may share a phone number).
+    return SmsMessage.objects.filter(merchant_id=merchant.pk, phone=kyc.phone).order_by("-created_at", "-id").first()
 
 
 def _retry_default(w: Withdrawal, usable: list[PayoutAccount]) -> int | None:
