@@ -54,23 +54,23 @@ def luhn_check_digit(body: str) -> str:
 
 
 def make_card_number(suffix: str = "", *, prefix: str = "622202", length: int = 19, seed: int | None = None) -> str:
-    """A Luhn-valid card number of ``length`` digits ending in ``suffix`` (at most 2 digits)."""
+    """A Luhn-valid card number of ``length`` digits ending in ``suffix`` (at most 2 digits).
+
+    With no suffix the number is one that simply pays (it avoids every behaviour suffix)."""
+    if len(suffix) > 2 or (suffix and not suffix.isdigit()):
+        raise ValueError("suffix is at most two digits")
     rng = random.Random(seed)
-    if len(suffix) > 2:
-        raise ValueError("suffix has at most two digits")
-    free = length - len(prefix) - len(suffix)
     while True:
-        body = prefix + "".join(rng.choice("0123456789") for _ in range(free)) + suffix[:-1] if suffix else None
+        # All digits but the last two are free; the last one is the check digit.
+        head = prefix + "".join(rng.choice("0123456789") for _ in range(length - len(prefix) - 2))
         if suffix:
-            assert body is not None
-            # The last digit is the check digit: tune the digit just before the suffix until it matches.
-            head = body[: len(prefix) + free - 1]
-            for d in "0123456789":
-                candidate = head + d + suffix[:-1]
-                if luhn_check_digit(candidate) == suffix[-1]:
-                    return candidate + suffix[-1]
+            # Tune the digit before the suffix until the check digit comes out as the suffix's last digit.
+            for tuned in "0123456789":
+                body = (head[:-1] + tuned + suffix)[:-1] if len(suffix) == 2 else head + tuned
+                if luhn_check_digit(body) == suffix[-1]:
+                    return body + suffix[-1]
         else:
-            partial = prefix + "".join(rng.choice("0123456789") for _ in range(length - len(prefix) - 1))
-            number = partial + luhn_check_digit(partial)
+            body = head + rng.choice("0123456789")
+            number = body + luhn_check_digit(body)
             if behaviour_for(number) == Behaviour.SUCCEED:
                 return number
