@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 
 from django.utils import timezone
-from rest_framework import authentication, exceptions, permissions
+from rest_framework import authentication, exceptions, permissions, throttling
 
 from .models import ApiKey, Merchant
 
@@ -47,3 +47,27 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 class IsMerchantApiClient(permissions.BasePermission):
     def has_permission(self, request, view) -> bool:  # type: ignore[no-untyped-def]
         return isinstance(request.user, ApiClient)
+
+
+class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
+    """Requests per API key (per client IP before authentication). The rate is read from settings at request
+    time (``API_RATE_LIMIT``, e.g. "600/min") so operations can change it without a code change."""
+
+    scope = "api_key"
+
+    def get_rate(self) -> str | None:
+        from django.conf import settings
+
+        return settings.API_RATE_LIMIT or None
+
+    def allow_request(self, request, view) -> bool:  # type: ignore[no-untyped-def]
+        self.rate = self.get_rate()
+        if self.rate is None:
+            return True
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request, view)
+
+    def get_cache_key(self, request, view) -> str:  # type: ignore[no-untyped-def]
+        user = request.user
+        ident = f"key:{user.key.prefix}" if isinstance(user, ApiClient) else f"ip:{self.get_ident(request)}"
+        return self.cache_format % {"scope": self.scope, "ident": ident}

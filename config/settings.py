@@ -172,6 +172,18 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "withdrawals.api.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.api_auth.ApiKeyRateThrottle"],
+}
+# Partner API requests per key ("N/sec|min|hour|day"; empty disables). Counted in the cache below.
+API_RATE_LIMIT = env_str("API_RATE_LIMIT", "600/min")
+# Shared cache (API rate limits) — Redis in production so every web process counts together.
+CACHE_URL = env_str("CACHE_URL", "")
+if CACHE_URL and not CACHE_URL.startswith(("redis://", "rediss://")):
+    raise ImproperlyConfigured(f"CACHE_URL={CACHE_URL!r}: use redis://… (or leave unset for a per-process cache)")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+    if CACHE_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
 SPECTACULAR_SETTINGS = {"TITLE": "Withdrawal platform partner API", "VERSION": "1.0.0"}
 

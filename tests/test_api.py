@@ -172,3 +172,15 @@ def test_insufficient_funds(merchant_mallory):
     r = post(client, {"amount": available + 1, "payout_account": account_id(merchant_mallory)})
     assert_error(r, 422, "insufficient_funds")
     assert wallet_balances(merchant_id=merchant_mallory.pk).available == available
+
+
+def test_rate_limit_per_key_answers_429_with_retry_after(alice_api, settings):
+    from django.core.cache import cache
+
+    settings.API_RATE_LIMIT = "3/min"
+    cache.clear()
+    assert [alice_api.get("/api/v1/wallet").status_code for _ in range(3)] == [200, 200, 200]
+    r = alice_api.get("/api/v1/wallet")
+    assert_error(r, 429, "rate_limited")
+    assert r.json()["error"]["details"]["retry_after"] > 0 and int(r["Retry-After"]) >= 1
+    cache.clear()

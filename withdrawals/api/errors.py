@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.http import Http404
@@ -31,7 +32,11 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, exceptions.PermissionDenied):
         return error_response("permission_denied", status_code=403)
     if isinstance(exc, exceptions.Throttled):
-        return error_response("rate_limited", status_code=429, details={"retry_after": getattr(exc, "wait", None)})
+        wait = getattr(exc, "wait", None)
+        throttled = error_response("rate_limited", status_code=429, details={"retry_after": wait})
+        if wait is not None:
+            throttled["Retry-After"] = str(max(1, math.ceil(wait)))
+        return throttled
     if isinstance(exc, exceptions.ParseError | exceptions.UnsupportedMediaType):
         return error_response("invalid_request", status_code=400, details={"body": str(exc.detail)})
     if isinstance(exc, exceptions.ValidationError):
