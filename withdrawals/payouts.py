@@ -338,15 +338,7 @@ def payout_apply_result(*, withdrawal_id: int, result: PayoutResult, source: str
             w.save(update_fields=["channel_reference"])
         if result.status == PayoutStatus.SUCCEEDED:
             if w.status in (Status.PROCESSING, Status.OUTCOME_UNKNOWN):
-                w.paid_at = timezone.now()
-                _move(w, "mark_paid", actor_label="worker", reason="已到账", data=data, extra_fields=("paid_at",))
-                hold_post(
-                    merchant_id=w.merchant_id,
-                    amount=w.amount,
-                    fee=w.fee,
-                    reference=f"withdrawal:{w.pk}:post",
-                    channel_code=w.channel_code,
-                )
+                _mark_paid(w, data=data)
                 _notify(w, "withdrawal_paid", "提现已到账", f"{w.net_amount / 100:.2f} 元已打入您的收款账户。")
         elif result.status == PayoutStatus.FAILED:
             if w.status in (Status.PROCESSING, Status.OUTCOME_UNKNOWN):
@@ -354,15 +346,7 @@ def payout_apply_result(*, withdrawal_id: int, result: PayoutResult, source: str
         elif result.status == PayoutStatus.RETURNED:
             if w.status in (Status.PROCESSING, Status.OUTCOME_UNKNOWN):
                 # Returned before we saw success: treat as paid then returned, so the ledger shows both.
-                w.paid_at = timezone.now()
-                _move(w, "mark_paid", actor_label="worker", reason="已到账", data=data, extra_fields=("paid_at",))
-                hold_post(
-                    merchant_id=w.merchant_id,
-                    amount=w.amount,
-                    fee=w.fee,
-                    reference=f"withdrawal:{w.pk}:post",
-                    channel_code=w.channel_code,
-                )
+                _mark_paid(w, data=data)
             if w.status == Status.PAID:
                 _reverse(w, data=data)
         elif result.status in (PayoutStatus.PROCESSING, PayoutStatus.AWAITING_PAYEE):
@@ -395,6 +379,19 @@ def payout_apply_result(*, withdrawal_id: int, result: PayoutResult, source: str
                     # A callback saying "still processing" must not start a second polling chain.
                     _enqueue_query(w.pk, countdown=delay)
         return "applied" if w.status != before else "unchanged"
+
+
+def _mark_paid(w: Withdrawal, *, data: dict) -> None:
+    """processing / unknown → paid: held money goes to the channel's clearing account and the fee to revenue."""
+    w.paid_at = timezone.now()
+    _move(w, "mark_paid", actor_label="worker", reason="已到账", data=data, extra_fields=("paid_at",))
+    hold_post(
+        merchant_id=w.merchant_id,
+        amount=w.amount,
+        fee=w.fee,
+        reference=f"withdrawal:{w.pk}:post",
+        channel_code=w.channel_code,
+    )
 
 
 def _reverse(w: Withdrawal, *, data: dict) -> None:
