@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -130,10 +132,11 @@ operations = st.lists(
 @given(ops=operations)
 def test_any_sequence_of_operations_keeps_every_invariant(merchant_alice, ops):
     m = merchant_alice.pk
-    base_held = wallet_balances(merchant_id=m).held  # examples share the test's transaction
+    base_held = wallet_balances(merchant_id=m).held  # examples share the test's database
+    run = uuid.uuid4().hex  # fresh references per example (a reused one would be an idempotent replay)
     open_holds: list[tuple[str, int]] = []
     for i, (op, amount) in enumerate(ops):
-        ref = f"prop-{id(ops)}-{i}"
+        ref = f"prop-{run}-{i}"
         try:
             with transaction.atomic():
                 if op == "credit":
