@@ -220,7 +220,8 @@ def payout_mark_unknown(*, withdrawal_id: int, detail: str) -> None:
                 w,
                 "mark_unknown",
                 actor_label="worker",
-                reason="通道响应超时，结果确认中",
+                # Timeouts, lost answers and "system error" replies alike: the channel gave no definite answer.
+                reason="通道未给出确定结果，正在查询确认",
                 data={"detail": detail},
                 extra_fields=("routing", "next_action_at"),
             )
