@@ -16,6 +16,7 @@ from wallets.models import Entry, LedgerAccount, Transfer
 from wallets.selectors import ledger_problems, wallet_balances
 from wallets.services import (
     Leg,
+    ReleaseRun,
     hold_place,
     hold_post,
     hold_void,
@@ -97,8 +98,8 @@ def test_ecommerce_sales_wait_one_day_and_reserve_is_kept(sandbox_channel):
     merchant_sale_settle(merchant_id=m.pk, order_ref="o1", amount=100_000, now=now)
     b = wallet_balances(merchant_id=m.pk)
     assert (b.pending, b.available) == (100_000, 0)
-    assert release_due(now=now + timedelta(hours=23), reserve_for={m.pk: 30_000}) == 0
-    assert release_due(now=now + timedelta(days=1, seconds=1), reserve_for={m.pk: 30_000}) == 1
+    assert release_due(now=now + timedelta(hours=23), reserve_for={m.pk: 30_000}) == ReleaseRun(0, 0, 0)
+    assert release_due(now=now + timedelta(days=1, seconds=1), reserve_for={m.pk: 30_000}) == ReleaseRun(1, 0, 0)
     b = wallet_balances(merchant_id=m.pk)
     assert (b.pending, b.available, b.reserve) == (0, 70_000, 30_000)
     assert ledger_problems() == []

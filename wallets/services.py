@@ -3,6 +3,7 @@ ledger accounts it changes in id order, so concurrent writers never deadlock and
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -11,13 +12,15 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from config.errors import DomainError
 
-from .models import LedgerAccount, Transfer
+from .models import Entry, LedgerAccount, Transfer
 
 Kind = LedgerAccount.Kind
+log = logging.getLogger(__name__)
 
 # Refund/complaint window by merchant category (days) when the merchant has no override. E-commerce card
 # codes are T+1 because buyers may dispute a code that was already redeemed.
@@ -70,6 +73,18 @@ def _merchant_accounts(merchant_id: int, currency: str | None = None) -> dict[st
 
 def _merchant_account(merchant_id: int, kind: str) -> LedgerAccount:
     return _merchant_accounts(merchant_id)[kind]
+
+
+def _lock_balances(accounts: Iterable[LedgerAccount]) -> dict[int, int]:
+    """Lock ``accounts`` in id order (the order ``ledger_transfer_post`` locks in, so no deadlock) and return
+    their balances as of the lock: a reserve top-up computed from an unlocked read could top up twice."""
+    ids = sorted({a.pk for a in accounts})
+    return dict(
+        LedgerAccount.objects.select_for_update(no_key=True)
+        .filter(pk__in=ids)
+        .order_by("pk")
+        .values_list("pk", "balance")
+    )
 
 
 def ledger_transfer_post(
@@ -126,9 +141,8 @@ def ledger_transfer_post(
             description=description,
             reverses=reverses,
             available_at=available_at,
+            released=released,
         )
-        from .models import Entry  # local: keeps the module's public surface small
-
         Entry.objects.bulk_create(
             Entry(
                 transfer=transfer,
@@ -178,24 +192,32 @@ def sale_credit(
             available_at=now + timedelta(days=freeze_days),
             legs=[Leg(custody, amount), Leg(accounts[Kind.MERCHANT_PENDING], -amount)],
         )
-    to_reserve = max(0, min(amount, reserve_required - accounts[Kind.MERCHANT_RESERVE].balance))
-    legs = [Leg(custody, amount)]
-    if amount > to_reserve:
-        legs.append(Leg(accounts[Kind.MERCHANT_AVAILABLE], -(amount - to_reserve)))
-    if to_reserve:
-        legs.append(Leg(accounts[Kind.MERCHANT_RESERVE], -to_reserve))
-    return ledger_transfer_post(
-        kind=Transfer.Kind.SALE_SETTLEMENT,
-        reference=reference,
-        description=f"sale {order_ref}" + (f", {to_reserve} fen to reserve" if to_reserve else ""),
-        available_at=now,
-        released=True,
-        legs=legs,
-    )
+    available, reserve = accounts[Kind.MERCHANT_AVAILABLE], accounts[Kind.MERCHANT_RESERVE]
+    with transaction.atomic(savepoint=False):
+        # With no reserve to keep there is nothing to top up: no extra read, no extra lock.
+        reserve_balance = _lock_balances([custody, available, reserve])[reserve.pk] if reserve_required > 0 else 0
+        to_reserve = max(0, min(amount, reserve_required - reserve_balance))
+        legs = [Leg(custody, amount)]
+        if amount > to_reserve:
+            legs.append(Leg(available, -(amount - to_reserve)))
+        if to_reserve:
+            legs.append(Leg(reserve, -to_reserve))
+        # Settled straight to available: nothing is left for release_due to move.
+        return ledger_transfer_post(
+            kind=Transfer.Kind.SALE_SETTLEMENT,
+            reference=reference,
+            description=f"sale {order_ref}" + (f", {to_reserve} fen to reserve" if to_reserve else ""),
+            available_at=now,
+            released=True,
+            legs=legs,
+        )
 
 
 def pending_release(*, transfer_id: int, merchant_id: int, reserve_required: int = 0) -> Transfer | None:
-    """Move one sale settlement from pending to available, first topping up the merchant's reserve (保证金)."""
+    """Move one sale settlement from pending to available, first topping up the merchant's reserve (保证金).
+
+    Returns the release transfer, or None when there is nothing to move: already released, or a sale that
+    settled straight to available (those are marked released here, so they are never looked at again)."""
     with transaction.atomic():
         sale = Transfer.objects.select_for_update().get(pk=transfer_id)
         if sale.released:
@@ -207,43 +229,80 @@ def pending_release(*, transfer_id: int, merchant_id: int, reserve_required: int
             accounts[Kind.MERCHANT_RESERVE],
         )
         amount = -sum(sale.entries.filter(account=pending).values_list("amount", flat=True))
-        to_reserve = max(0, min(amount, reserve_required - reserve.balance))
-        legs = (
-            [Leg(pending, amount), Leg(available, -(amount - to_reserve))]
-            if amount > to_reserve
-            else [Leg(pending, amount)]
-        )
-        if to_reserve:
-            legs.append(Leg(reserve, -to_reserve))
-        release = ledger_transfer_post(
-            kind=Transfer.Kind.RELEASE,
-            reference=f"release:{sale.pk}",
-            description=f"release of {sale.reference}" + (f", {to_reserve} fen to reserve" if to_reserve else ""),
-            legs=legs,
-        )
+        if amount < 0:
+            raise ValueError(f"sale settlement {sale.pk} debits the merchant's pending account: {amount}")
+        release = None
+        if amount > 0:
+            reserve_balance = _lock_balances([pending, available, reserve])[reserve.pk]
+            to_reserve = max(0, min(amount, reserve_required - reserve_balance))
+            legs = [Leg(pending, amount)]
+            if amount > to_reserve:
+                legs.append(Leg(available, -(amount - to_reserve)))
+            if to_reserve:
+                legs.append(Leg(reserve, -to_reserve))
+            release = ledger_transfer_post(
+                kind=Transfer.Kind.RELEASE,
+                reference=f"release:{sale.pk}",
+                description=f"release of {sale.reference}" + (f", {to_reserve} fen to reserve" if to_reserve else ""),
+                legs=legs,
+            )
         sale.released = True
         sale.save(update_fields=["released"])
     return release
 
 
-def release_due(*, now: datetime | None = None, reserve_for: dict[int, int] | None = None, limit: int = 500) -> int:
-    """Release every sale settlement whose freeze window has passed. Returns how many were released."""
+@dataclass(frozen=True)
+class ReleaseRun:
+    released: int  # sales moved from pending to available
+    # Due sales with nothing to move: settled straight to available (rows written before ``released`` was
+    # stored; now marked released) or released meanwhile by a concurrent run.
+    skipped: int
+    failed: int  # sales that could not be released this run (logged; tried again next run)
+
+
+def release_due(
+    *, now: datetime | None = None, reserve_for: dict[int, int] | None = None, limit: int = 500
+) -> ReleaseRun:
+    """Release every sale settlement whose freeze window has passed.
+
+    Safe to run any number of times, concurrently too (each sale is locked and released once). One sale that
+    cannot be released is logged and counted, and the run goes on with the others: a single bad transfer must
+    not keep every merchant's money pending. ``limit`` is the batch size; the run walks all due sales."""
     now = now or timezone.now()
-    due = list(
-        Transfer.objects.filter(kind=Transfer.Kind.SALE_SETTLEMENT, released=False, available_at__lte=now)
-        .order_by("available_at")
-        .values_list("pk", "entries__account__merchant_id")[: limit * 2]
-    )
-    done = 0
-    seen: set[int] = set()
-    for transfer_id, merchant_id in due:
-        if merchant_id is None or transfer_id in seen:
-            continue
-        seen.add(transfer_id)
-        reserve = (reserve_for or {}).get(merchant_id, 0)
-        if pending_release(transfer_id=transfer_id, merchant_id=merchant_id, reserve_required=reserve):
-            done += 1
-    return done
+    reserve_for = reserve_for or {}
+    released = skipped = failed = 0
+    after: tuple[datetime | None, int] | None = None  # (available_at, pk) of the last sale looked at
+    while True:
+        due = Transfer.objects.filter(
+            kind=Transfer.Kind.SALE_SETTLEMENT, released=False, available_at__lte=now
+        ).order_by("available_at", "pk")
+        if after is not None:  # keyset paging: a sale that failed is not fetched again in this run
+            due = due.filter(Q(available_at__gt=after[0]) | Q(available_at=after[0], pk__gt=after[1]))
+        batch = list(due.values_list("pk", "available_at")[:limit])
+        if not batch:
+            break
+        after = (batch[-1][1], batch[-1][0])
+        owners = dict(
+            Entry.objects.filter(transfer_id__in=[pk for pk, _at in batch], account__merchant_id__isnull=False)
+            .values_list("transfer_id", "account__merchant_id")
+            .distinct()
+        )
+        for transfer_id, _at in batch:
+            merchant_id = owners.get(transfer_id)
+            try:
+                if merchant_id is None:
+                    raise ValueError("no merchant account among its entries")
+                reserve = reserve_for.get(merchant_id, 0)
+                if pending_release(transfer_id=transfer_id, merchant_id=merchant_id, reserve_required=reserve):
+                    released += 1
+                else:
+                    skipped += 1
+            except Exception:  # one bad transfer is logged and retried next run; it must not stop the others
+                failed += 1
+                log.exception("release of sale settlement %s (merchant %s) failed", transfer_id, merchant_id)
+    if failed:
+        log.error("release_due: %s released, %s failed (see the errors above)", released, failed)
+    return ReleaseRun(released=released, skipped=skipped, failed=failed)
 
 
 def hold_place(*, merchant_id: int, amount: int, reference: str) -> Transfer:
