@@ -45,15 +45,18 @@ def test_only_compliance_officers_file_and_dismissal_needs_a_reason(merchant_ali
     submit(merchant_alice, 10_000, monkeypatch, outcome="block", reasons=["device_farm"])
     compliance_scan()
     report = TransactionReport.objects.get()
-    with pytest.raises(DomainError):
+    with pytest.raises(DomainError) as exc:
         report_decide(report_id=report.pk, officer=reviewer_bob, file=True, note="")
+    assert exc.value.code == "permission_denied"
     officer = reviewer("olivia", role="compliance_officer")
-    with pytest.raises(DomainError):
+    with pytest.raises(DomainError) as exc:
         report_decide(report_id=report.pk, officer=officer, file=False, note=" ")
+    assert exc.value.code == "invalid_request"
     report_decide(report_id=report.pk, officer=officer, file=True, note="reported")
     assert TransactionReport.objects.get().status == "filed"
-    with pytest.raises(DomainError):
+    with pytest.raises(DomainError) as exc:
         report_decide(report_id=report.pk, officer=officer, file=False, note="again")
+    assert exc.value.code == "invalid_state"  # a decision is final
 
 
 def test_custody_reconciliation_segregates_and_balances(merchant_alice, monkeypatch):

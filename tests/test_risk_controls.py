@@ -119,6 +119,7 @@ def test_tier_daily_and_monthly_limits_name_the_tier(merchant_alice):
     submit(merchant_alice, amount=20_000)
     with pytest.raises(DomainError) as exc:
         submit(merchant_alice, amount=15_000, idempotency_key="b")
+    assert exc.value.code == "limit_exceeded"
     assert exc.value.details == {
         "limit": "tier_daily",
         "maximum": 30_000,
@@ -240,20 +241,23 @@ def test_sms_code_is_bound_to_its_withdrawal_and_cannot_be_replayed(merchant_ali
     w1 = submit(merchant_alice, idempotency_key="1")
     code1 = _sms_code()
     w2 = submit(merchant_alice, idempotency_key="2")
-    with pytest.raises(DomainError):  # w1's code does not open w2
+    with pytest.raises(DomainError) as exc:  # w1's code does not open w2
         withdrawal_verify(withdrawal_id=w2.pk, merchant_id=merchant_alice.pk, code=code1)
+    assert exc.value.code == "verification_failed"
     assert withdrawal_verify(withdrawal_id=w1.pk, merchant_id=merchant_alice.pk, code=code1).status == Status.APPROVED
-    with pytest.raises(DomainError):  # replay of a used code
+    with pytest.raises(DomainError) as exc:  # replay of a used code
         stepup_verify(subject=f"withdrawal:{w1.pk}", code=code1)
+    assert exc.value.code == "verification_failed"
 
 
 def test_sms_code_expires_and_attempts_are_limited(merchant_alice):
     with time_machine.travel(T0, tick=False) as clock:
         stepup_issue(subject="withdrawal:999", merchant_id=merchant_alice.pk, phone="13800138000")
         code = _sms_code()
-        for _ in range(4):
-            with pytest.raises(DomainError):
+        for attempts_left in (4, 3, 2, 1):
+            with pytest.raises(DomainError) as exc:
                 stepup_verify(subject="withdrawal:999", code="000000" if code != "000000" else "111111")
+            assert (exc.value.code, exc.value.details) == ("verification_failed", {"attempts_left": attempts_left})
         clock.shift(timedelta(minutes=5))
         with pytest.raises(DomainError) as exc:
             stepup_verify(subject="withdrawal:999", code=code)
@@ -274,8 +278,9 @@ def test_totp_step_up_when_enrolled_and_a_token_is_accepted_once(merchant_alice,
         token = f"{totp(device.bin_key):06d}"
         withdrawal_verify(withdrawal_id=w1.pk, merchant_id=merchant_alice.pk, code=token)
         assert fresh(w1).status in (Status.APPROVED, Status.PAID)
-        with pytest.raises(DomainError):  # the same token for another withdrawal: replay refused
+        with pytest.raises(DomainError) as exc:  # the same token for another withdrawal: replay refused
             withdrawal_verify(withdrawal_id=w2.pk, merchant_id=merchant_alice.pk, code=token)
+        assert exc.value.code == "verification_failed"
         clock.shift(timedelta(seconds=30))
         withdrawal_verify(withdrawal_id=w2.pk, merchant_id=merchant_alice.pk, code=f"{totp(device.bin_key):06d}")
 
@@ -288,7 +293,7 @@ def test_face_check_pass_and_fail(client, merchant_alice, monkeypatch):
     assert "人脸核验" in client.get(f"/withdrawals/{w.pk}/").content.decode()
     with pytest.raises(DomainError) as exc:
         withdrawal_face_complete(withdrawal_id=w.pk, merchant_id=merchant_alice.pk)
-    assert exc.value.details == {"face": "pending"}
+    assert (exc.value.code, exc.value.details) == ("verification_failed", {"face": "pending"})
     client.post(f"/withdrawals/{w.pk}/face/complete/", {"sandbox": "pass"})
     assert fresh(w).status in (Status.APPROVED, Status.PAID)
     w2 = submit(merchant_alice, idempotency_key="f2")

@@ -113,16 +113,18 @@ def test_system_error_is_unknown_and_resubmit_uses_the_same_number(alipay, gatew
 def test_transient_twice_on_alipay(alipay) -> None:
     request = alipay_request("13800000055")
     for _ in range(2):
-        with pytest.raises(ChannelUnknownOutcome):
+        with pytest.raises(ChannelUnknownOutcome) as caught:
             alipay.submit(request)
+        assert caught.value.reason_code == "channel_system_error"
     assert alipay.submit(request).status == PayoutStatus.SUCCEEDED
 
 
 def test_timeout_then_query(alipay, gateway) -> None:
     gateway.script("alipay", timeout_rate=1.0)
     request = alipay_request()
-    with pytest.raises(ChannelUnknownOutcome):
+    with pytest.raises(ChannelUnknownOutcome) as caught:
         alipay.submit(request)
+    assert (caught.value.reason_code, caught.value.provider_code) == ("channel_timeout", "TIMEOUT")
     assert alipay.query(request.order_no).status == PayoutStatus.SUCCEEDED
     gateway.script("alipay", timeout_rate=0.0)
     assert alipay.submit(request).status == PayoutStatus.SUCCEEDED
@@ -141,10 +143,10 @@ def test_notification_verifies_and_forgeries_do_not(alipay, gateway) -> None:
     params = dict(parse_qsl(callback["body"]))
     biz = json.loads(params["biz_content"])
     tampered = {**params, "biz_content": json.dumps({**biz, "trans_amount": "99999.00"})}
-    with pytest.raises(InvalidCallback):
+    with pytest.raises(InvalidCallback, match="signature does not verify"):
         alipay.parse_callback({}, urlencode(tampered).encode())
     forged = {**params, "sign": params["sign"][:-8] + "AAAAAAA="}
-    with pytest.raises(InvalidCallback):
+    with pytest.raises(InvalidCallback, match="signature does not verify"):
         alipay.parse_callback({}, urlencode(forged).encode())
 
 

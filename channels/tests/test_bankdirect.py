@@ -110,8 +110,9 @@ def test_transient_twice_then_paid_under_the_same_number(bankdirect, gateway) ->
 
 def test_lost_request_then_resubmit_pays_once(bankdirect, gateway) -> None:
     request = card_request("66")
-    with pytest.raises(ChannelUnknownOutcome):
+    with pytest.raises(ChannelUnknownOutcome) as caught:
         bankdirect.submit(request)
+    assert (caught.value.reason_code, caught.value.provider_code) == ("channel_timeout", "TIMEOUT")
     assert bankdirect.query(request.order_no).status == PayoutStatus.NOT_FOUND
     assert bankdirect.submit(request).status == PayoutStatus.SUCCEEDED
     assert len(gateway.payouts("bankdirect", request.order_no)) == 1
@@ -176,8 +177,12 @@ def test_forced_refusals_follow_the_catalogue(bankdirect, gateway, code, action,
 def test_sandbox_rules_beat_random_faults(bankdirect, gateway) -> None:
     gateway.script("bankdirect", failure_rates={"BALANCE_INSUFFICIENT": 1.0})
     assert bankdirect.submit(card_request("11")).reason_code == "invalid_account"
-    with pytest.raises(ChannelRejected):
+    with pytest.raises(ChannelRejected) as caught:
         bankdirect.submit(card_request())
+    assert (caught.value.reason_code, caught.value.provider_code) == (
+        "channel_funds_insufficient",
+        "BALANCE_INSUFFICIENT",
+    )
 
 
 def test_maintenance_window(bankdirect, gateway) -> None:
@@ -215,7 +220,7 @@ def test_forged_callback_rejected(bankdirect, gateway) -> None:
     ts, nonce = headers["X-BD-Timestamp"], headers["X-BD-Nonce"]
     message = f"CALLBACK\n{headers['X-BD-Event-Id']}\n{ts}\n{nonce}\n".encode() + body
     forged = {**headers, "X-BD-Signature": hmac.new(b"guessed", message, hashlib.sha256).hexdigest()}
-    with pytest.raises(InvalidCallback):
+    with pytest.raises(InvalidCallback, match="signature does not verify"):
         bankdirect.parse_callback(forged, body)
 
 
@@ -223,14 +228,14 @@ def test_tampered_callback_rejected(bankdirect, gateway) -> None:
     headers, body = _callback(gateway, bankdirect)
     data = json.loads(body)
     data["payout"]["status"] = "FAILED"
-    with pytest.raises(InvalidCallback):
+    with pytest.raises(InvalidCallback, match="signature does not verify"):
         bankdirect.parse_callback(headers, json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())
 
 
 def test_stale_callback_rejected(bankdirect, gateway) -> None:
     headers, body = _callback(gateway, bankdirect)
     bankdirect.callback_max_age = -1
-    with pytest.raises(InvalidCallback):
+    with pytest.raises(InvalidCallback, match="timestamp missing or stale"):
         bankdirect.parse_callback(headers, body)
 
 

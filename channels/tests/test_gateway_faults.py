@@ -18,8 +18,9 @@ pytestmark = pytest.mark.gateway
 def test_drop_before_executing_leaves_nothing(bankdirect, gateway) -> None:
     gateway.script("bankdirect", drop_rate=1.0)
     request = card_request()
-    with pytest.raises(ChannelUnknownOutcome):
+    with pytest.raises(ChannelUnknownOutcome) as caught:
         bankdirect.submit(request)
+    assert (caught.value.reason_code, caught.value.provider_code) == ("channel_timeout", "TIMEOUT")
     assert bankdirect.query(request.order_no).status == PayoutStatus.NOT_FOUND
     assert gateway.payouts("bankdirect", request.order_no) == []
 

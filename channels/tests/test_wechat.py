@@ -108,8 +108,9 @@ def test_refusals_follow_the_catalogue(wechat, gateway, code, action, reason) ->
 
 def test_system_error_is_unknown(wechat, gateway) -> None:
     gateway.script("wechat", force_codes=["SYSTEM_ERROR"])
-    with pytest.raises(ChannelUnknownOutcome):
+    with pytest.raises(ChannelUnknownOutcome) as caught:
         wechat.submit(wx_request())
+    assert (caught.value.reason_code, caught.value.provider_code) == ("channel_system_error", "SYSTEM_ERROR")
 
 
 def test_resubmit_differing_is_a_conflict_not_a_failure(wechat, gateway) -> None:
@@ -125,8 +126,9 @@ def test_resubmit_differing_is_a_conflict_not_a_failure(wechat, gateway) -> None
 
 def test_lost_request_on_wechat(wechat, gateway) -> None:
     request = wx_request("oUser0066")
-    with pytest.raises(ChannelUnknownOutcome):
+    with pytest.raises(ChannelUnknownOutcome) as caught:
         wechat.submit(request)
+    assert (caught.value.reason_code, caught.value.provider_code) == ("channel_timeout", "TIMEOUT")
     assert wechat.query(request.order_no).status == PayoutStatus.NOT_FOUND
     assert wechat.submit(request).status == PayoutStatus.AWAITING_PAYEE
 
@@ -145,17 +147,17 @@ def test_tampered_resource_rejected(wechat, gateway) -> None:
     cipher = bytearray(base64.b64decode(data["resource"]["ciphertext"]))
     cipher[0] ^= 1
     data["resource"]["ciphertext"] = base64.b64encode(bytes(cipher)).decode()
-    with pytest.raises(InvalidCallback):
+    with pytest.raises(InvalidCallback, match="signature does not verify"):  # the body is signed too
         wechat.parse_callback(callback["headers"], json.dumps(data).encode())
 
 
 def test_forged_signature_rejected(wechat, gateway) -> None:
     callback = _notification(wechat, gateway)
     headers = {**callback["headers"], "Wechatpay-Signature": base64.b64encode(b"x" * 256).decode()}
-    with pytest.raises(InvalidCallback):
+    with pytest.raises(InvalidCallback, match="signature does not verify"):
         wechat.parse_callback(headers, callback["body"].encode())
     stale = {**callback["headers"], "Wechatpay-Timestamp": "1600000000"}
-    with pytest.raises(InvalidCallback):
+    with pytest.raises(InvalidCallback, match="timestamp missing or stale"):
         wechat.parse_callback(stale, callback["body"].encode())
 
 
