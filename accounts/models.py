@@ -177,6 +177,11 @@ class MerchantTier(models.Model):
     per_payout_limit = models.BigIntegerField(help_text="fen per withdrawal")
     daily_limit = models.BigIntegerField(help_text="fen per local day")
     monthly_limit = models.BigIntegerField(help_text="fen per local calendar month")
+    dual_approval_threshold = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="fen; withdrawals at or above need two reviewers whatever risk says (empty: the platform policy's)",
+    )
     active = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
 

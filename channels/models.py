@@ -160,6 +160,7 @@ class ChannelAlert(models.Model):
         CHANNEL_PAUSED = "channel_paused", "通道暂停"
         UNKNOWN_OUTCOME = "unknown_outcome", "结果长时间未知"
         RECONCILIATION = "reconciliation", "对账差异"
+        PAID_ELSEWHERE = "paid_elsewhere", "通道出款与我方记录不符"
 
     class Severity(models.TextChoices):
         INFO = "info", "info"

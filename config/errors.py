@@ -29,6 +29,9 @@ CATALOGUE: dict[str, ErrorSpec] = {
         409, "该幂等键已用于另一笔不同的请求", "This idempotency key was already used for a different request"
     ),
     "not_found": ErrorSpec(404, "记录不存在", "Not found"),
+    "already_retried": ErrorSpec(
+        409, "这笔提现已经重试过一次，请查看重试的那笔提现", "This withdrawal was already retried once; see the retry"
+    ),
     "authentication_failed": ErrorSpec(401, "API 密钥无效或已停用", "The API key is invalid or revoked"),
     "permission_denied": ErrorSpec(403, "无权执行此操作", "You are not allowed to do this"),
     "rate_limited": ErrorSpec(429, "请求过于频繁，请稍后再试", "Too many requests, try again later"),

@@ -196,6 +196,9 @@ WITHDRAWAL_REENQUEUE_AFTER_SECONDS = env_int("WITHDRAWAL_REENQUEUE_AFTER_SECONDS
 # After this long in outcome_unknown without a definite answer, operations is alerted.
 WITHDRAWAL_UNKNOWN_ESCALATE_SECONDS = env_int("WITHDRAWAL_UNKNOWN_ESCALATE_SECONDS", 3600, minimum=1)
 CHANNEL_CALL_TIMEOUT_SECONDS = env_int("CHANNEL_CALL_TIMEOUT_SECONDS", 10, minimum=1)
+# How long a payout task owns a withdrawal while it talks to the channel (a submit, or a query and a resubmit,
+# each bounded by the call timeout). A killed worker's lease expires after this and the sweeper takes over.
+PAYOUT_LEASE_SECONDS = env_int("PAYOUT_LEASE_SECONDS", 3 * CHANNEL_CALL_TIMEOUT_SECONDS + 30, minimum=5)
 SANDBOX_GATEWAY_URL = env_str("SANDBOX_GATEWAY_URL", "http://127.0.0.1:8700")
 LARGE_VALUE_THRESHOLD_FEN = env_int("LARGE_VALUE_THRESHOLD_FEN", 5_000_000, minimum=1)
 

@@ -53,7 +53,7 @@ def bench_submit(merchants: int, per_merchant: int, threads: int) -> None:
     policy.daily_count_limit = 10_000
     policy.daily_amount_limit = 10**12
     policy.save()
-    services._enqueue_payout = lambda wid, countdown=0: None  # type: ignore[assignment,misc]  # acceptance only
+    services.enqueue_payout = lambda wid, seq=None, countdown=0: None  # type: ignore[assignment,misc]  # acceptance only
     people: list[Any] = [MerchantFactory(credit=per_merchant * 20_000) for _ in range(merchants)]
     jobs = [(m.pk, m.payout_accounts.get(is_default=True).pk) for m in people for _ in range(per_merchant)]
     latencies: list[float] = []
@@ -91,7 +91,7 @@ def bench_payout(limit: int) -> None:
     if not ids:
         print("payout: nothing approved to pay (run the submit part first)")
         return
-    payouts._enqueue_query = lambda wid, countdown=0: None  # type: ignore[assignment,misc]
+    payouts.enqueue_query = lambda wid, seq=None, countdown=0: None  # type: ignore[assignment,misc]
     latencies = []
     start = time.perf_counter()
     for wid in ids:

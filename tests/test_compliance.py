@@ -9,7 +9,7 @@ from config.errors import DomainError
 from risk.contract import RiskDecision
 from tests.factories import reviewer
 from withdrawals.compliance_jobs import compliance_scan
-from withdrawals.services import withdrawal_submit
+from withdrawals.services import withdrawal_approve, withdrawal_submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,6 +27,9 @@ def test_large_value_payouts_get_one_report_each(merchant_alice, monkeypatch, se
     settings.LARGE_VALUE_THRESHOLD_FEN = 5_000_000
     big = submit(merchant_alice, 5_000_000, monkeypatch)
     submit(merchant_alice, 4_999_999, monkeypatch)
+    assert compliance_scan() == {"large_value": 0, "suspicious": 0}  # not paid yet: two reviewers first
+    for name in ("rita", "ron"):
+        withdrawal_approve(withdrawal_id=big.pk, reviewer=reviewer(name))
     assert compliance_scan() == {"large_value": 1, "suspicious": 0}
     assert compliance_scan() == {"large_value": 0, "suspicious": 0}  # idempotent
     report = TransactionReport.objects.get()

@@ -32,6 +32,8 @@ HOLDING_STATES = {
     Status.PROCESSING,
     Status.OUTCOME_UNKNOWN,
 }
+# A failed or returned withdrawal offers one retry (a new withdrawal linked to it).
+RETRYABLE_STATES = {Status.FAILED, Status.REVERSED}
 CANCELLABLE_STATES = [Status.PENDING_REVIEW, Status.AWAITING_VERIFICATION, Status.APPROVED]
 
 
@@ -75,6 +77,20 @@ class Withdrawal(models.Model):
     failure_code = models.CharField(max_length=40, blank=True, default="")
     failure_detail = models.CharField(max_length=255, blank=True, default="")
     stuck_flagged_at = models.DateTimeField(null=True, blank=True)
+    # Who talks to the channel for this withdrawal right now. A payout task claims the lease in a short
+    # transaction before it calls the channel and gives it back with the answer; a duplicate task finds it
+    # taken and does nothing. A killed worker's lease simply expires and the sweeper takes over.
+    lease_token = models.CharField(max_length=32, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # Fencing for scheduled work: every follow-up task carries the sequence number it was scheduled under; a
+    # claim bumps it, so a second copy of the same message (sweeper + chain, redelivery) is stale.
+    action_seq = models.PositiveIntegerField(default=0)
+    # Requests sent to the current channel and how many of them it definitely refused. Only when every request
+    # was refused can nothing be in flight there and nothing have been paid: only then may the payout leave.
+    channel_sends = models.PositiveIntegerField(default=0)
+    channel_refusals = models.PositiveIntegerField(default=0)
+    # A failed (or returned) withdrawal may be retried once; the retry points back at it.
+    retry_of = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT, related_name="retried_by")
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -15,11 +15,14 @@ gives that back.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from channels.base import (
@@ -40,11 +43,12 @@ from channels.services import (
     channel_route,
 )
 from config.errors import error_message
+from config.faults import crash_point
 from wallets.models import Transfer
 from wallets.services import hold_post, transfer_reverse
 
 from .models import Status, Withdrawal
-from .services import _enqueue_payout, _enqueue_query, _lock, _move, _notify, _record, _release_hold
+from .services import _lock, _move, _notify, _record, _release_hold, enqueue_payout, enqueue_query
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,8 @@ RETRY_BACKOFF = (5, 15, 45, 120, 300)
 NO_CHANNEL_RETRY_SECONDS = 60
 MAX_ADMISSION_TRIES = 5
 PAYEE_CONFIRM_WINDOW_SECONDS = 24 * 3600
+IN_FLIGHT = (Status.PROCESSING, Status.OUTCOME_UNKNOWN)
+LEASE_FIELDS = ["lease_token", "lease_expires_at", "action_seq", "next_action_at", "updated_at"]
 
 
 def _backoff(table: tuple[int, ...], n: int) -> int:
@@ -62,6 +68,43 @@ def _backoff(table: tuple[int, ...], n: int) -> int:
 def _schedule(w: Withdrawal, seconds: int) -> None:
     w.next_action_at = timezone.now() + timedelta(seconds=seconds)
     w.save(update_fields=["next_action_at", "updated_at"])
+
+
+# --- the lease: one task at a time talks to the channel for a withdrawal ------------------------------------
+def _claim(w: Withdrawal, *, seq: int | None) -> str | None:
+    """Take the lease of a locked withdrawal. None when another task holds it, or when this message is stale
+    (it was scheduled under an older ``action_seq``: a duplicate of work someone already claimed).
+    The caller saves LEASE_FIELDS in the same transaction."""
+    now = timezone.now()
+    if w.lease_expires_at is not None and w.lease_expires_at > now:
+        return None
+    if seq is not None and seq != w.action_seq:
+        return None
+    token = secrets.token_hex(8)
+    w.lease_token = token
+    w.lease_expires_at = now + timedelta(seconds=settings.PAYOUT_LEASE_SECONDS)
+    w.action_seq += 1
+    w.next_action_at = w.lease_expires_at  # if this task dies, the sweeper looks again once the lease expired
+    return token
+
+
+def _holds(w: Withdrawal, lease: str | None) -> bool:
+    return bool(lease) and w.lease_token == lease
+
+
+def _release(w: Withdrawal) -> None:
+    """Give the lease back (in the transaction that applies the channel's answer; the caller saves)."""
+    w.lease_token = ""
+    w.lease_expires_at = None
+
+
+def _save_lease(w: Withdrawal, *more: str) -> None:
+    w.save(update_fields=[*LEASE_FIELDS, *more])
+
+
+def _enqueue_query(w: Withdrawal, *, countdown: int = 0) -> None:
+    """Follow up with a query under the current sequence number (a stale copy will find nothing to do)."""
+    enqueue_query(w.pk, seq=w.action_seq, countdown=countdown)
 
 
 def _request_for(w: Withdrawal) -> PayoutRequest:
@@ -78,12 +121,29 @@ def _request_for(w: Withdrawal) -> PayoutRequest:
     )
 
 
-def payout_start(*, withdrawal_id: int) -> PayoutRequest | None:
-    """Route an approved withdrawal and mark it processing. Returns the request to send, or None when there
-    is nothing to do (state already moved, or no channel now: retried later)."""
+@dataclass(frozen=True)
+class Started:
+    request: PayoutRequest
+    channel_code: str
+    lease: str
+
+
+def payout_start(*, withdrawal_id: int, seq: int | None = None) -> Started | None:
+    """Route an approved withdrawal, claim its lease and mark it processing. Returns what to send, or None when
+    there is nothing to do (state already moved, a duplicate message, or no channel now: retried later)."""
     with transaction.atomic(durable=True):
         w = _lock(withdrawal_id)
         if w.status != Status.APPROVED:
+            return None
+        if w.required_approvals > 1 and w.approvals.values("reviewer").distinct().count() < w.required_approvals:
+            # Defence in depth: a withdrawal that needs two approvers never reaches a channel without them.
+            if w.stuck_flagged_at is None:
+                w.stuck_flagged_at = timezone.now()
+                w.save(update_fields=["stuck_flagged_at"])
+                _record(w, from_status=w.status, actor=None, actor_label="worker", reason="缺少双人审核，拒绝出款")
+            return None
+        token = _claim(w, seq=seq)
+        if token is None:
             return None
         excluded = tuple(w.routing.get("excluded", []))
         refused: dict[str, str] = {}
@@ -109,107 +169,145 @@ def payout_start(*, withdrawal_id: int) -> PayoutRequest | None:
                 reason="暂无可用通道，稍后自动重试",
                 data={"excluded": list(excluded), "refused": refused},
             )
-            _schedule(w, NO_CHANNEL_RETRY_SECONDS)
+            _release(w)
+            w.next_action_at = timezone.now() + timedelta(seconds=NO_CHANNEL_RETRY_SECONDS)
+            _save_lease(w)
             return None
         w.channel_code = decision.channel_code
         w.routing = {**decision.explanation, "excluded": list(excluded), "history": w.routing.get("history", [])}
         if refused:
             w.routing["admission_refused"] = refused
         w.attempts += 1
-        w.next_action_at = timezone.now() + timedelta(seconds=settings.WITHDRAWAL_REENQUEUE_AFTER_SECONDS)
+        # A new channel: this is the first request it gets for the order number.
+        w.channel_sends, w.channel_refusals = 1, 0
         _move(
             w,
             "start_processing",
             actor_label="worker",
             reason=f"提交通道 {decision.channel_name}",
             data={"channel": decision.channel_code, "why": decision.explanation.get("why", "")},
-            extra_fields=("channel_code", "routing", "attempts", "next_action_at"),
+            extra_fields=(
+                "channel_code",
+                "routing",
+                "attempts",
+                "channel_sends",
+                "channel_refusals",
+                "lease_token",
+                "lease_expires_at",
+                "action_seq",
+                "next_action_at",
+            ),
         )
-        return _request_for(w)
+        return Started(_request_for(w), w.channel_code, token)
 
 
-def payout_run(*, withdrawal_id: int) -> None:
+def payout_run(*, withdrawal_id: int, seq: int | None = None) -> None:
     """Worker entry: send an approved (or stalled processing) withdrawal to its channel."""
-    request = payout_start(withdrawal_id=withdrawal_id)
-    if request is None:
-        w = Withdrawal.objects.filter(pk=withdrawal_id).first()
-        if w is not None and w.status in (Status.PROCESSING, Status.OUTCOME_UNKNOWN):
-            payout_query_run(withdrawal_id=withdrawal_id)  # already sent once: only a query may follow
+    started = payout_start(withdrawal_id=withdrawal_id, seq=seq)
+    if started is None:
+        w = Withdrawal.objects.filter(pk=withdrawal_id).only("status").first()
+        if w is not None and w.status in IN_FLIGHT:
+            payout_query_run(withdrawal_id=withdrawal_id, seq=seq)  # already sent once: only a query may follow
         return
-    w = Withdrawal.objects.get(pk=withdrawal_id)
-    _send(w, request)
+    _send(withdrawal_id, started)
 
 
-def _send(w: Withdrawal, request: PayoutRequest) -> None:
-    code = w.channel_code
-    started = time.monotonic()
+def _send(withdrawal_id: int, started: Started) -> None:
+    code, request, lease = started.channel_code, started.request, started.lease
+    began = time.monotonic()
     try:
         adapter = channel_adapter(code=code)
     except ValueError as exc:  # unreadable keys / config: nothing was sent, so this is a definite refusal
         log.error("channel %s cannot be built: %s", code, exc)
-        channel_call_observe(channel_code=code, operation="submit", started=started, error=exc)
+        channel_call_observe(channel_code=code, operation="submit", started=began, error=exc)
         payout_rejected(
-            withdrawal_id=w.pk,
+            withdrawal_id=withdrawal_id,
+            lease=lease,
             error=ChannelRejected(
                 f"channel config unusable: {exc}", reason_code="channel_misconfigured", action=ErrorAction.PAUSE_CHANNEL
             ),
         )
         return
+    crash_point("payout.before_submit", withdrawal_id)
     try:
         result = adapter.submit(request)
     except ChannelUnknownOutcome as exc:
-        channel_call_observe(channel_code=code, operation="submit", started=started, error=exc)
-        payout_mark_unknown(withdrawal_id=w.pk, detail=exc.message)
+        channel_call_observe(channel_code=code, operation="submit", started=began, error=exc)
+        crash_point("payout.after_submit", withdrawal_id)
+        payout_mark_unknown(withdrawal_id=withdrawal_id, detail=exc.message, lease=lease)
         return
     except ChannelRejected as exc:
-        channel_call_observe(channel_code=code, operation="submit", started=started, error=exc)
-        payout_rejected(withdrawal_id=w.pk, error=exc)
+        channel_call_observe(channel_code=code, operation="submit", started=began, error=exc)
+        crash_point("payout.after_submit", withdrawal_id)
+        payout_rejected(withdrawal_id=withdrawal_id, error=exc, lease=lease)
         return
-    channel_call_observe(channel_code=code, operation="submit", started=started, result=result)
-    payout_apply_result(withdrawal_id=w.pk, result=result, source="submit", expect_channel=code)
+    channel_call_observe(channel_code=code, operation="submit", started=began, result=result)
+    crash_point("payout.after_submit", withdrawal_id)
+    payout_apply_result(withdrawal_id=withdrawal_id, result=result, source="submit", expect_channel=code, lease=lease)
 
 
-def payout_query_run(*, withdrawal_id: int) -> None:
-    """Worker entry: ask the channel what became of a processing / unknown payout."""
-    w = Withdrawal.objects.select_related("payout_account").get(pk=withdrawal_id)
-    if w.status not in (Status.PROCESSING, Status.OUTCOME_UNKNOWN) or not w.channel_code:
-        return
-    code = w.channel_code
-    started = time.monotonic()
+def payout_query_run(*, withdrawal_id: int, seq: int | None = None) -> None:
+    """Worker entry: ask the channel what became of a processing / unknown payout. Runs only with the lease."""
+    with transaction.atomic(durable=True):
+        w = _lock(withdrawal_id)
+        if w.status not in IN_FLIGHT or not w.channel_code:
+            return
+        lease = _claim(w, seq=seq)
+        if lease is None:
+            return  # another task is talking to the channel, or this message is a stale duplicate
+        _save_lease(w)
+        code = w.channel_code
+    began = time.monotonic()
     try:
         result = channel_adapter(code=code).query(w.order_no)
     except ChannelUnknownOutcome as exc:
-        channel_call_observe(channel_code=code, operation="query", started=started, error=exc)
-        payout_mark_unknown(withdrawal_id=w.pk, detail=f"query: {exc.message}")
+        channel_call_observe(channel_code=code, operation="query", started=began, error=exc)
+        payout_mark_unknown(withdrawal_id=withdrawal_id, detail=f"query: {exc.message}", lease=lease)
         return
     except (ChannelRejected, ValueError) as exc:
-        channel_call_observe(channel_code=code, operation="query", started=started, error=exc)
+        channel_call_observe(channel_code=code, operation="query", started=began, error=exc)
         exc = exc if isinstance(exc, ChannelRejected) else ChannelRejected(f"channel config unusable: {exc}")
         with transaction.atomic(durable=True):
             w = _lock(withdrawal_id)
+            if not _holds(w, lease):
+                return
+            _release(w)
             _record(w, from_status=w.status, actor=None, actor_label="worker", reason=f"查询失败：{exc.message}")
-            _schedule(w, _backoff(POLL_BACKOFF, w.attempts))
+            w.next_action_at = timezone.now() + timedelta(seconds=_backoff(POLL_BACKOFF, w.attempts))
+            _save_lease(w)
         return
-    channel_call_observe(channel_code=code, operation="query", started=started, result=result)
+    channel_call_observe(channel_code=code, operation="query", started=began, result=result)
     if result.status == PayoutStatus.NOT_FOUND:
-        # The channel definitely has no such payout: send it again under the SAME order number.
+        # The channel has no such payout: send it again under the SAME order number, still under our lease.
         with transaction.atomic(durable=True):
             w = _lock(withdrawal_id)
-            if w.status not in (Status.PROCESSING, Status.OUTCOME_UNKNOWN) or w.channel_code != code:
+            if not _holds(w, lease):
+                return  # the lease expired and another task took over
+            if w.status not in IN_FLIGHT or w.channel_code != code:
+                _release(w)
+                _save_lease(w)
                 return
             if w.status == Status.OUTCOME_UNKNOWN:
                 _move(w, "confirm_processing", actor_label="worker", reason="通道无此订单，按原订单号重新提交")
             w.attempts += 1
-            w.save(update_fields=["attempts"])
-        _send(Withdrawal.objects.get(pk=withdrawal_id), _request_for(w))
+            w.channel_sends += 1
+            w.lease_expires_at = timezone.now() + timedelta(seconds=settings.PAYOUT_LEASE_SECONDS)
+            w.next_action_at = w.lease_expires_at
+            w.save(update_fields=["attempts", "channel_sends", "lease_expires_at", "next_action_at", "updated_at"])
+            request = _request_for(w)
+        _send(withdrawal_id, Started(request, code, lease))
         return
-    payout_apply_result(withdrawal_id=withdrawal_id, result=result, source="query", expect_channel=code)
+    payout_apply_result(withdrawal_id=withdrawal_id, result=result, source="query", expect_channel=code, lease=lease)
 
 
-def payout_mark_unknown(*, withdrawal_id: int, detail: str) -> None:
+def payout_mark_unknown(*, withdrawal_id: int, detail: str, lease: str | None = None) -> None:
     with transaction.atomic(durable=True):
         w = _lock(withdrawal_id)
-        if w.status not in (Status.PROCESSING, Status.OUTCOME_UNKNOWN):
+        if lease is not None and not _holds(w, lease):
+            return  # we lost the lease: the task that holds it now decides
+        _release(w)
+        if w.status not in IN_FLIGHT:
+            _save_lease(w)
             return
         n = w.routing.get("unknown_count", 0) + 1
         w.routing = {**w.routing, "unknown_count": n}
@@ -223,24 +321,33 @@ def payout_mark_unknown(*, withdrawal_id: int, detail: str) -> None:
                 # Timeouts, lost answers and "system error" replies alike: the channel gave no definite answer.
                 reason="通道未给出确定结果，正在查询确认",
                 data={"detail": detail},
-                extra_fields=("routing", "next_action_at"),
+                extra_fields=("routing", *LEASE_FIELDS),
             )
         else:
-            w.save(update_fields=["routing", "next_action_at", "updated_at"])
-        _enqueue_query(w.pk, countdown=delay)
+            _save_lease(w, "routing")
+        _enqueue_query(w, countdown=delay)
 
 
-def payout_rejected(*, withdrawal_id: int, error: ChannelRejected) -> None:
-    """The channel definitely did not take the payout; act by the error's class."""
+def payout_rejected(*, withdrawal_id: int, error: ChannelRejected, lease: str | None = None) -> None:
+    """The channel definitely did not take this request; act by the error's class. The payout leaves the
+    channel only when every request we sent there was refused like this one: then nothing can be in flight
+    there and the channel has not paid the order number."""
     with transaction.atomic(durable=True):
         w = _lock(withdrawal_id)
-        if w.status not in (Status.PROCESSING, Status.OUTCOME_UNKNOWN):
+        if lease is not None and not _holds(w, lease):
             return
+        _release(w)
+        if w.status not in IN_FLIGHT:
+            _save_lease(w)
+            return
+        w.channel_refusals += 1
         data = {"channel": w.channel_code, "code": error.reason_code, "provider_code": error.provider_code}
         attempt = {**data, "action": str(error.action), "at": timezone.now().isoformat()}
         history = [*w.routing.get("history", []), attempt]
         w.routing = {**w.routing, "history": history}
         if error.action == ErrorAction.FAIL:
+            # The payee account itself is refused (invalid, frozen, name mismatch): no request can pay it.
+            _save_lease(w, "channel_refusals")
             _fail(w, error.reason_code, error.message, data=data)
             return
         # A transient refusal is definite too ("not accepted"): when the channel's breaker has opened meanwhile,
@@ -248,37 +355,40 @@ def payout_rejected(*, withdrawal_id: int, error: ChannelRejected) -> None:
         breaker_open = error.action in (ErrorAction.RETRY, ErrorAction.BACKOFF) and (
             breaker_views(codes=[w.channel_code])[w.channel_code].state == ChannelBreaker.State.OPEN
         )
-        if error.action in (ErrorAction.REROUTE, ErrorAction.PAUSE_CHANNEL) or breaker_open:
-            if error.action == ErrorAction.PAUSE_CHANNEL:
-                why_paused = f"{error.provider_code or error.reason_code}: {error.message}"
-                channel_pause(code=w.channel_code, reason=why_paused)
+        wants_to_leave = error.action in (ErrorAction.REROUTE, ErrorAction.PAUSE_CHANNEL) or breaker_open
+        if error.action == ErrorAction.PAUSE_CHANNEL:
+            channel_pause(code=w.channel_code, reason=f"{error.provider_code or error.reason_code}: {error.message}")
+        may_leave = w.channel_refusals >= w.channel_sends
+        if wants_to_leave and may_leave:
             channel_quota_release(code=w.channel_code, order_no=w.order_no)
             w.routing["excluded"] = sorted({*w.routing.get("excluded", []), w.channel_code})
             why = "通道熔断" if breaker_open else "无法出款"
+            w.next_action_at = None
             _move(
                 w,
                 "back_to_approved",
                 actor_label="worker",
                 reason=f"通道 {w.channel_code} {why}，改走其他通道",
                 data=data,
-                extra_fields=("routing",),
+                extra_fields=("routing", "channel_refusals", *LEASE_FIELDS),
             )
-            _enqueue_payout(w.pk)
+            enqueue_payout(w.pk, seq=w.action_seq)
             return
         table = RETRY_BACKOFF if error.action == ErrorAction.RETRY else tuple(t * 4 for t in RETRY_BACKOFF)
         delay = _backoff(table, len(history) - 1)
         w.next_action_at = timezone.now() + timedelta(seconds=delay)
-        w.save(update_fields=["routing", "next_action_at", "updated_at"])
+        _save_lease(w, "routing", "channel_refusals")
+        stay = "" if not wants_to_leave else "；此前的请求可能仍在通道处理中，先查询确认，不换通道"
         _record(
             w,
             from_status=w.status,
             actor=None,
             actor_label="worker",
-            reason=f"通道暂时不可用（{error.provider_code or error.reason_code}），{delay} 秒后按原订单号重试",
-            data=data,
+            reason=f"通道暂时不可用（{error.provider_code or error.reason_code}），{delay} 秒后按原订单号重试{stay}",
+            data={**data, "sends": w.channel_sends, "refusals": w.channel_refusals},
         )
         # Same order number on retry: a query first, which resubmits if the channel never got it.
-        _enqueue_query(w.pk, countdown=delay)
+        _enqueue_query(w, countdown=delay)
 
 
 def _fail(w: Withdrawal, code: str, detail: str, *, data: dict) -> None:
@@ -297,30 +407,42 @@ def _fail(w: Withdrawal, code: str, detail: str, *, data: dict) -> None:
     _notify(w, "withdrawal_failed", "提现失败，资金已退回", f"{error_message(code)}。您可以修改收款账户后一键重试。")
 
 
-def payout_apply_result(*, withdrawal_id: int, result: PayoutResult, source: str, expect_channel: str = "") -> str:
+def payout_apply_result(
+    *, withdrawal_id: int, result: PayoutResult, source: str, expect_channel: str = "", lease: str | None = None
+) -> str:
     """Apply a channel's definite answer (from submit, query, callback or statement). Never moves backwards;
     applying the same answer twice changes nothing the second time. ``expect_channel``: the channel that
-    answered; an answer from a channel the payout has since left (after a definite failure there) is ignored.
-    Returns what happened: "applied", "unchanged" or "ignored"."""
+    answered. ``lease``: the task's lease when a payout task applies its own call's answer (given back here).
+    A SUCCEEDED answer from any channel for our order number is money that left: it is booked, or, when it
+    cannot be (another channel paid it too, or the withdrawal was already given back), operations are alerted.
+    Returns what happened: "applied", "unchanged", "ignored" or "escalated"."""
     with transaction.atomic(durable=True):
         w = _lock(withdrawal_id)
         before = w.status
-        if expect_channel and w.channel_code != expect_channel:
-            _record(
-                w,
-                from_status=w.status,
-                actor=None,
-                actor_label="worker",
-                reason=f"忽略通道 {expect_channel} 的回复：当前通道为 {w.channel_code or '无'}",
-                data={"source": source, "channel_status": str(result.status)},
-            )
-            return "ignored"
+        held = _holds(w, lease)
+        if held:
+            _release(w)
+            _save_lease(w)
         data = {
             "source": source,
             "channel_status": str(result.status),
             "provider_code": result.provider_code,
             "channel_reference": result.channel_reference,
         }
+        answering = expect_channel or w.channel_code
+        money_left = result.status in (PayoutStatus.SUCCEEDED, PayoutStatus.RETURNED)
+        if expect_channel and w.channel_code != expect_channel:
+            if money_left:
+                return _paid_elsewhere(w, channel=expect_channel, data=data)
+            _record(
+                w,
+                from_status=w.status,
+                actor=None,
+                actor_label="worker",
+                reason=f"忽略通道 {expect_channel} 的回复：当前通道为 {w.channel_code or '无'}",
+                data=data,
+            )
+            return "ignored"
         if result.amount is not None and result.amount != w.net_amount and result.status == PayoutStatus.SUCCEEDED:
             # Never book a payout whose amount the channel reports differently: operations must look.
             _record(
@@ -337,15 +459,21 @@ def payout_apply_result(*, withdrawal_id: int, result: PayoutResult, source: str
         if result.channel_reference and not w.channel_reference:
             w.channel_reference = result.channel_reference[:100]
             w.save(update_fields=["channel_reference"])
+        if money_left and w.status == Status.APPROVED and w.channel_code == answering:
+            # The payout had left this channel (it refused every request we knew of) yet the channel paid: the
+            # money is gone, so take it back to this channel and book it before anything is sent elsewhere.
+            _move(w, "start_processing", actor_label="worker", reason=f"通道 {answering} 回报已出款", data=data)
+        if money_left and w.status in (Status.FAILED, Status.REJECTED, Status.CANCELLED):
+            return _paid_elsewhere(w, channel=answering, data=data)
         if result.status == PayoutStatus.SUCCEEDED:
-            if w.status in (Status.PROCESSING, Status.OUTCOME_UNKNOWN):
+            if w.status in IN_FLIGHT:
                 _mark_paid(w, data=data)
                 _notify(w, "withdrawal_paid", "提现已到账", f"{w.net_amount / 100:.2f} 元已打入您的收款账户。")
         elif result.status == PayoutStatus.FAILED:
-            if w.status in (Status.PROCESSING, Status.OUTCOME_UNKNOWN):
+            if w.status in IN_FLIGHT:
                 _fail(w, result.reason_code or "channel_error", result.message or result.provider_code, data=data)
         elif result.status == PayoutStatus.RETURNED:
-            if w.status in (Status.PROCESSING, Status.OUTCOME_UNKNOWN):
+            if w.status in IN_FLIGHT:
                 # Returned before we saw success: treat as paid then returned, so the ledger shows both.
                 _mark_paid(w, data=data)
             if w.status == Status.PAID:
@@ -370,22 +498,59 @@ def payout_apply_result(*, withdrawal_id: int, result: PayoutResult, source: str
                     reason="等待收款人在微信中确认收款（24 小时内未确认将自动退回）",
                     data=data,
                 )
-            if w.status == Status.PROCESSING:
+            if w.status == Status.PROCESSING and held:
+                # Only the task that asked schedules the next question: a callback or a statement saying
+                # "still processing" must not start a second polling chain.
                 n = w.routing.get("poll_count", 0) + 1
                 w.routing = {**w.routing, "poll_count": n}
                 delay = _backoff(POLL_BACKOFF, n - 1)
                 w.next_action_at = timezone.now() + timedelta(seconds=delay)
                 w.save(update_fields=["routing", "next_action_at", "updated_at"])
-                if source != "callback":
-                    # A callback saying "still processing" must not start a second polling chain.
-                    _enqueue_query(w.pk, countdown=delay)
+                _enqueue_query(w, countdown=delay)
         return "applied" if w.status != before else "unchanged"
+
+
+def _paid_elsewhere(w: Withdrawal, *, channel: str, data: dict) -> str:
+    """A channel says it paid (or returned) our order number where we cannot simply book it: the withdrawal is
+    processing or paid at another channel, or its money was already given back. If it is still in flight
+    elsewhere, the payment is booked on the answering channel (money that left is never ignored) and the other
+    channel is watched; in every case operations get a critical alert."""
+    booked = False
+    other = w.channel_code
+    if w.status in IN_FLIGHT and data["channel_status"] == str(PayoutStatus.SUCCEEDED):
+        w.channel_code = channel
+        w.save(update_fields=["channel_code"])
+        _mark_paid(w, data={**data, "also_at": other})
+        booked = True
+    w.stuck_flagged_at = timezone.now()
+    w.save(update_fields=["stuck_flagged_at"])
+    what = "已按该通道入账" if booked else "无法自动入账"
+    _record(
+        w,
+        from_status=w.status,
+        actor=None,
+        actor_label="worker",
+        reason=f"通道 {channel} 回报已出款（我方：{w.get_status_display()} @ {other or '无'}），{what}，已通知运营",
+        data={**data, "answering_channel": channel, "our_channel": other, "booked": booked},
+    )
+    channel_alert_raise(
+        kind=ChannelAlert.Kind.PAID_ELSEWHERE,
+        channel_code=channel,
+        subject=w.order_no,
+        title=f"提现 {w.order_no}：通道 {channel} 回报出款，与我方记录（{w.status} @ {other or '-'}）不符",
+        severity=ChannelAlert.Severity.CRITICAL,
+        detail={"withdrawal": w.pk, "order_no": w.order_no, "status": w.status, "booked": booked, **data},
+        dedupe_key=f"paid_elsewhere:{w.order_no}:{channel}",
+    )
+    log.error("withdrawal %s: channel %s reports money out while we have %s at %s", w.pk, channel, w.status, other)
+    return "applied" if booked else "escalated"
 
 
 def _mark_paid(w: Withdrawal, *, data: dict) -> None:
     """processing / unknown → paid: held money goes to the channel's clearing account and the fee to revenue."""
     w.paid_at = timezone.now()
     _move(w, "mark_paid", actor_label="worker", reason="已到账", data=data, extra_fields=("paid_at",))
+    crash_point("payout.before_ledger_post", w.pk)
     hold_post(
         merchant_id=w.merchant_id,
         amount=w.amount,
@@ -468,24 +633,18 @@ def payout_escalate_unknown(*, now=None) -> int:
 # --- sweeper ----------------------------------------------------------------------------------------------
 def sweep(*, now=None) -> dict[str, int]:
     """Re-enqueue anything that should have moved (a lost broker message loses nothing) and flag stuck ones."""
-    from .tasks import payout_query, payout_run
-
     now = now or timezone.now()
     stale = now - timedelta(seconds=settings.WITHDRAWAL_REENQUEUE_AFTER_SECONDS)
     counts = {"payout": 0, "query": 0, "stuck": 0, "escalated": payout_escalate_unknown(now=now)}
-    approved = Withdrawal.objects.filter(status=Status.APPROVED).filter(
-        next_action_at__lte=now
-    ) | Withdrawal.objects.filter(status=Status.APPROVED, next_action_at__isnull=True, state_changed_at__lte=stale)
-    for wid in approved.values_list("pk", flat=True)[:500]:
-        payout_run.delay(wid)
+    free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now)  # nobody is talking to the channel
+    due = Q(next_action_at__lte=now) | Q(next_action_at__isnull=True, state_changed_at__lte=stale)
+    approved = Withdrawal.objects.filter(free & due, status=Status.APPROVED)
+    for wid, seq in approved.values_list("pk", "action_seq")[:500]:
+        enqueue_payout(wid, seq=seq)
         counts["payout"] += 1
-    in_flight = Withdrawal.objects.filter(status__in=[Status.PROCESSING, Status.OUTCOME_UNKNOWN]).filter(
-        next_action_at__lte=now
-    ) | Withdrawal.objects.filter(
-        status__in=[Status.PROCESSING, Status.OUTCOME_UNKNOWN], next_action_at__isnull=True, state_changed_at__lte=stale
-    )
-    for wid in in_flight.values_list("pk", flat=True)[:500]:
-        payout_query.delay(wid)
+    in_flight = Withdrawal.objects.filter(free & due, status__in=IN_FLIGHT)
+    for wid, seq in in_flight.values_list("pk", "action_seq")[:500]:
+        enqueue_query(wid, seq=seq)
         counts["query"] += 1
     stuck_before = now - timedelta(seconds=settings.WITHDRAWAL_STUCK_AFTER_SECONDS)
     stuck = Withdrawal.objects.filter(

@@ -39,11 +39,12 @@ from risk.stepup import (
 from wallets.services import hold_place, hold_void
 
 from .fees import ARRIVAL_TEXT, Quote, fee_for, policy_current
-from .models import Speed, Status, Withdrawal, WithdrawalApproval, WithdrawalEvent
+from .models import RETRYABLE_STATES, Speed, Status, Withdrawal, WithdrawalApproval, WithdrawalEvent
 
 log = logging.getLogger(__name__)
 
 MAX_AMOUNT_FEN = 10**12  # 100 亿元: anything larger is a typo or an attack, not a withdrawal
+DUAL_REVIEW_REASON = "大额提现，需两位审核员复核"
 COUNTED_FOR_LIMITS = ~Q(status__in=[Status.REJECTED, Status.CANCELLED, Status.FAILED])
 
 
@@ -102,16 +103,18 @@ def _notify(w: Withdrawal, kind: str, title: str, body: str = "") -> None:
     )
 
 
-def _enqueue_payout(withdrawal_id: int, *, countdown: int = 0) -> None:
+def enqueue_payout(withdrawal_id: int, *, seq: int | None = None, countdown: int = 0) -> None:
+    """After commit: a payout task for the withdrawal, fenced by its ``action_seq`` (a stale copy does nothing)."""
     from .tasks import payout_run
 
-    transaction.on_commit(lambda: payout_run.apply_async(args=(withdrawal_id,), countdown=countdown))
+    transaction.on_commit(lambda: payout_run.apply_async(args=(withdrawal_id, seq), countdown=countdown))
 
 
-def _enqueue_query(withdrawal_id: int, *, countdown: int = 0) -> None:
+def enqueue_query(withdrawal_id: int, *, seq: int | None = None, countdown: int = 0) -> None:
+    """After commit: a query task for a payout at a channel, fenced like ``enqueue_payout``."""
     from .tasks import payout_query
 
-    transaction.on_commit(lambda: payout_query.apply_async(args=(withdrawal_id,), countdown=countdown))
+    transaction.on_commit(lambda: payout_query.apply_async(args=(withdrawal_id, seq), countdown=countdown))
 
 
 def _hold_ref(w: Withdrawal) -> str:
@@ -195,6 +198,7 @@ def withdrawal_submit(
     now: datetime | None = None,
     external_id: str = "",
     start_payout: bool = True,
+    retry_of: int | None = None,
 ) -> SubmitResult:
     """Validate, quote, check KYC / card name / limits, hold the funds, ask risk, commit, then enqueue.
 
@@ -209,7 +213,8 @@ def withdrawal_submit(
         raise DomainError("invalid_request", details={"payout_account": "must be an integer id"})
     if len(idempotency_key) > 128:
         raise DomainError("invalid_request", details={"idempotency_key": "at most 128 characters"})
-    fingerprint = _fingerprint({"amount": amount, "payout_account": payout_account_id, "speed": speed})
+    request = {"amount": amount, "payout_account": payout_account_id, "speed": speed}
+    fingerprint = _fingerprint({**request, "retry_of": retry_of} if retry_of is not None else request)
 
     with transaction.atomic(durable=True):
         merchant = Merchant.objects.select_for_update(no_key=True).get(
@@ -223,6 +228,8 @@ def withdrawal_submit(
                 return SubmitResult(existing, created=False)
         if merchant.status != Merchant.Status.ACTIVE:
             raise DomainError("merchant_frozen")
+        if retry_of is not None:
+            _check_retryable(retry_of, merchant_id=merchant.pk)
         account = PayoutAccount.objects.filter(pk=payout_account_id, merchant=merchant).first()
         if account is None:
             raise DomainError("payout_account_invalid", details={"payout_account": "not found among your accounts"})
@@ -254,7 +261,12 @@ def withdrawal_submit(
                 },
             )
 
-        _check_tier_limits(merchant, amount=amount, now=now)
+        limits = _check_tier_limits(merchant, amount=amount, now=now)
+        dual_threshold = (
+            limits.tier.dual_approval_threshold
+            if limits.tier is not None and limits.tier.dual_approval_threshold is not None
+            else policy.dual_approval_threshold
+        )
 
         zh, en = ARRIVAL_TEXT[Speed(speed)]
         w = Withdrawal.objects.create(
@@ -271,7 +283,8 @@ def withdrawal_submit(
             source=source,
             client_ip=ip or None,
             device_id=device[:128],
-            required_approvals=2 if amount >= policy.dual_approval_threshold else 1,
+            required_approvals=2 if amount >= dual_threshold else 1,
+            retry_of_id=retry_of,
             quote={
                 "fee": fee,
                 "net_amount": amount - fee,
@@ -352,7 +365,52 @@ def withdrawal_limits(*, merchant: Merchant, now: datetime | None = None) -> Tie
     )
 
 
-def _check_tier_limits(merchant: Merchant, *, amount: int, now: datetime) -> None:
+def _check_retryable(withdrawal_id: int, *, merchant_id: int) -> None:
+    """A retry is of the merchant's own failed (or returned) withdrawal, and at most once: the first retry
+    wins (the merchant row lock serialises this; the one-to-one column refuses a second at the database)."""
+    old = Withdrawal.objects.filter(pk=withdrawal_id, merchant_id=merchant_id).first()
+    if old is None:
+        raise DomainError("not_found", details={"withdrawal": withdrawal_id})
+    if old.status not in RETRYABLE_STATES:
+        raise DomainError("invalid_state", details={"status": old.status})
+    existing = Withdrawal.objects.filter(retry_of_id=old.pk).values_list("pk", flat=True).first()
+    if existing is not None:
+        raise DomainError("already_retried", details={"withdrawal": old.pk, "retry": existing})
+
+
+def withdrawal_retry(
+    *,
+    withdrawal_id: int,
+    merchant_id: int,
+    payout_account_id: Any,
+    idempotency_key: str,
+    expected_fee: int | None,
+    actor: User | None = None,
+    source: str = "web",
+    ip: str = "",
+    device: str = "",
+) -> SubmitResult:
+    """One-click retry: a new withdrawal of the same amount and speed, linked to the failed one. The same key
+    replays the retry; a second retry of the same withdrawal is refused with already_retried."""
+    old = Withdrawal.objects.filter(pk=withdrawal_id, merchant_id=merchant_id).first()
+    if old is None:
+        raise DomainError("not_found")
+    return withdrawal_submit(
+        merchant_id=merchant_id,
+        payout_account_id=payout_account_id,
+        amount=old.amount,
+        speed=old.speed,
+        idempotency_key=idempotency_key,
+        expected_fee=expected_fee,
+        actor=actor,
+        source=source,
+        ip=ip,
+        device=device,
+        retry_of=old.pk,
+    )
+
+
+def _check_tier_limits(merchant: Merchant, *, amount: int, now: datetime) -> TierLimits:
     limits = withdrawal_limits(merchant=merchant, now=now)
     tier = limits.tier
     if tier is None:
@@ -370,6 +428,7 @@ def _check_tier_limits(merchant: Merchant, *, amount: int, now: datetime) -> Non
             "limit_exceeded",
             details={"limit": "tier_monthly", "maximum": limits.monthly_limit, "used": limits.monthly_used, **named},
         )
+    return limits
 
 
 # --- step-up ----------------------------------------------------------------------------------------------
@@ -399,6 +458,10 @@ def _apply_risk(w: Withdrawal, decision: RiskDecision, *, actor: User | None, st
     w.risk_explanation = decision.explanation
     w.save(update_fields=["risk_outcome", "risk_score", "risk_reasons", "risk_explanation"])
     data = {"outcome": decision.outcome, "score": decision.score, "reasons": decision.reasons}
+    if decision.outcome != "block" and w.required_approvals > 1:
+        # At or above the dual-approval threshold two different reviewers decide, whatever risk said.
+        _move(w, "to_review", actor_label="risk", reason=DUAL_REVIEW_REASON, data={**data, "dual_approval": True})
+        return
     if decision.outcome == "block":
         w.failure_code = "risk_blocked"
         _move(w, "reject", actor_label="risk", reason="风控拦截", data=data, extra_fields=("failure_code",))
@@ -418,7 +481,7 @@ def _apply_risk(w: Withdrawal, decision: RiskDecision, *, actor: User | None, st
     else:
         _move(w, "approve", actor_label="risk", reason="自动审核通过", data=data)
         if start_payout:
-            _enqueue_payout(w.pk)
+            enqueue_payout(w.pk, seq=w.action_seq)
 
 
 # --- merchant actions -------------------------------------------------------------------------------------
@@ -439,8 +502,11 @@ def _verified(withdrawal_id: int, *, actor: User | None, reason: str) -> Withdra
         w = _lock(withdrawal_id)
         if w.status != Status.AWAITING_VERIFICATION:
             raise DomainError("invalid_state", details={"status": w.status})
+        if w.required_approvals > 1:  # a passed step-up never replaces the two reviewers of a large amount
+            _move(w, "to_review", actor=actor, actor_label="merchant", reason=f"{reason}；{DUAL_REVIEW_REASON}")
+            return w
         _move(w, "approve", actor=actor, actor_label="merchant", reason=reason)
-        _enqueue_payout(w.pk)
+        enqueue_payout(w.pk, seq=w.action_seq)
     return w
 
 
@@ -524,7 +590,7 @@ def withdrawal_approve(*, withdrawal_id: int, reviewer: User, note: str = "") ->
             data={"approvals": given},
         )
         _label(w, fraud=False, source=RiskLabel.Source.REVIEW_APPROVED)
-        _enqueue_payout(w.pk)
+        enqueue_payout(w.pk, seq=w.action_seq)
     return w
 
 

@@ -11,13 +11,13 @@ from . import payouts
 
 
 @shared_task(name="withdrawals.payout", acks_late=True)
-def payout_run(withdrawal_id: int) -> None:
-    payouts.payout_run(withdrawal_id=withdrawal_id)
+def payout_run(withdrawal_id: int, seq: int | None = None) -> None:
+    payouts.payout_run(withdrawal_id=withdrawal_id, seq=seq)
 
 
 @shared_task(name="withdrawals.query", acks_late=True)
-def payout_query(withdrawal_id: int) -> None:
-    payouts.payout_query_run(withdrawal_id=withdrawal_id)
+def payout_query(withdrawal_id: int, seq: int | None = None) -> None:
+    payouts.payout_query_run(withdrawal_id=withdrawal_id, seq=seq)
 
 
 @shared_task(name="withdrawals.sweep")

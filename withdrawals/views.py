@@ -44,7 +44,7 @@ from .forms import (
     WithdrawForm,
     parse_yuan,
 )
-from .models import CANCELLABLE_STATES, FINAL_STATES, HOLDING_STATES, Speed, Status, Withdrawal
+from .models import CANCELLABLE_STATES, FINAL_STATES, HOLDING_STATES, RETRYABLE_STATES, Speed, Status, Withdrawal
 from .services import (
     withdrawal_cancel,
     withdrawal_face_complete,
@@ -52,6 +52,7 @@ from .services import (
     withdrawal_limits,
     withdrawal_quote,
     withdrawal_resend_code,
+    withdrawal_retry,
     withdrawal_stepup_method,
     withdrawal_submit,
     withdrawal_verify,
@@ -60,7 +61,6 @@ from .templatetags.merchant_ui import failure_text, fen_to_yuan
 
 DRAFT_SALT = "withdrawals.web.draft"
 DRAFT_MAX_AGE_SECONDS = 30 * 60
-RETRYABLE_STATES = {Status.FAILED, Status.REVERSED}
 # Failures that say the payee account itself is the problem: a retry should go to another account.
 ACCOUNT_FAILURES = {"invalid_account", "account_frozen", "name_mismatch"}
 _DEVICE_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -515,7 +515,9 @@ def withdrawal_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "dev_sms": _dev_sms(merchant) if awaiting and method == StepUpChallenge.Method.SMS else None,
         "speed_label": Speed(w.speed).label,
     }
-    if w.status in RETRYABLE_STATES:
+    retried_by = Withdrawal.objects.filter(retry_of=w).only("pk", "order_no", "status").first()
+    ctx["retried_by"] = retried_by
+    if w.status in RETRYABLE_STATES and retried_by is None:
         options = _account_options(merchant)
         usable = [o.account for o in options if o.usable]
         retry_quote = None
@@ -674,9 +676,6 @@ def withdrawal_retry_view(request: HttpRequest, pk: int) -> HttpResponse:
     """One click: a new withdrawal with the same amount and speed, to the chosen account, under a new key
     (rendered with the page, so a double click still makes only one)."""
     old = _own_withdrawal(request, pk)
-    if old.status not in RETRYABLE_STATES:
-        messages.error(request, error_message("invalid_state"))
-        return redirect("merchant:withdrawal_detail", pk=pk)
     key = request.POST.get("idempotency_key", "")
     account_id = request.POST.get("payout_account", "")
     expected_fee = request.POST.get("expected_fee", "")
@@ -684,11 +683,10 @@ def withdrawal_retry_view(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, error_message("invalid_request"))
         return redirect("merchant:withdrawal_detail", pk=pk)
     try:
-        result = withdrawal_submit(
+        result = withdrawal_retry(
+            withdrawal_id=old.pk,
             merchant_id=old.merchant_id,
             payout_account_id=int(account_id),
-            amount=old.amount,
-            speed=old.speed,
             idempotency_key=key,
             expected_fee=int(expected_fee),
             actor=_actor(request),
@@ -698,6 +696,8 @@ def withdrawal_retry_view(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except DomainError as exc:
         messages.error(request, exc.message)
+        if exc.code == "already_retried":
+            return redirect("merchant:withdrawal_detail", pk=exc.details["retry"])
         return redirect("merchant:withdrawal_detail", pk=pk)
     messages.success(request, "申请成功" if result.created else "这笔提现已经提交过，无需重复提交")
     return redirect("merchant:withdrawal_detail", pk=result.withdrawal.pk)

@@ -43,22 +43,22 @@ class Broker:
     """Collects the tasks the services enqueue (after commit, as in production) and runs them on demand."""
 
     def __init__(self) -> None:
-        self.queue: collections.deque[tuple[str, int]] = collections.deque()
+        self.queue: collections.deque[tuple[str, int, int | None]] = collections.deque()
 
-    def enqueue_payout(self, withdrawal_id: int, *, countdown: int = 0) -> None:
-        transaction.on_commit(lambda: self.queue.append(("payout", withdrawal_id)))
+    def enqueue_payout(self, withdrawal_id: int, *, seq: int | None = None, countdown: int = 0) -> None:
+        transaction.on_commit(lambda: self.queue.append(("payout", withdrawal_id, seq)))
 
-    def enqueue_query(self, withdrawal_id: int, *, countdown: int = 0) -> None:
-        transaction.on_commit(lambda: self.queue.append(("query", withdrawal_id)))
+    def enqueue_query(self, withdrawal_id: int, *, seq: int | None = None, countdown: int = 0) -> None:
+        transaction.on_commit(lambda: self.queue.append(("query", withdrawal_id, seq)))
 
     def drain(self, max_tasks: int = 500) -> int:
         ran = 0
         while self.queue and ran < max_tasks:
-            kind, wid = self.queue.popleft()
+            kind, wid, seq = self.queue.popleft()
             if kind == "payout":
-                payouts.payout_run(withdrawal_id=wid)
+                payouts.payout_run(withdrawal_id=wid, seq=seq)
             else:
-                payouts.payout_query_run(withdrawal_id=wid)
+                payouts.payout_query_run(withdrawal_id=wid, seq=seq)
             ran += 1
         return ran
 
@@ -72,7 +72,7 @@ class Broker:
             if not pending or time.monotonic() > deadline:
                 return list(Withdrawal.objects.filter(pk__in=ids).order_by("pk"))
             for w in pending:
-                self.queue.append(("payout" if w.status == Status.APPROVED else "query", w.pk))
+                self.queue.append(("payout" if w.status == Status.APPROVED else "query", w.pk, w.action_seq))
             time.sleep(0.1)
 
 
@@ -80,8 +80,8 @@ class Broker:
 def broker(monkeypatch: pytest.MonkeyPatch) -> Broker:
     b = Broker()
     for module in ("withdrawals.services", "withdrawals.payouts"):
-        monkeypatch.setattr(f"{module}._enqueue_payout", b.enqueue_payout)
-        monkeypatch.setattr(f"{module}._enqueue_query", b.enqueue_query)
+        monkeypatch.setattr(f"{module}.enqueue_payout", b.enqueue_payout)
+        monkeypatch.setattr(f"{module}.enqueue_query", b.enqueue_query)
     return b
 
 

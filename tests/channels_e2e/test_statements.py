@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from accounts.services import api_key_create
 from channels.models import Channel, StatementDifference, StatementImport
-from tests.factories import MerchantFactory, card_for
+from tests.factories import MerchantFactory, card_for, reviewer
 from withdrawals.models import Status, Withdrawal
 from withdrawals.reconciliation import (
     reconcile_channels,
@@ -18,7 +18,7 @@ from withdrawals.reconciliation import (
     statement_difference_resolve,
 )
 from withdrawals.selectors import withdrawal_ledger_problems
-from withdrawals.services import withdrawal_submit
+from withdrawals.services import withdrawal_approve, withdrawal_submit
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.gateway]
 
@@ -101,6 +101,8 @@ def test_routing_explanation_in_the_api_and_the_admin_and_the_ops_page(platform,
     large = withdrawal_submit(
         merchant_id=merchant.pk, payout_account_id=account.pk, amount=8_000_000, idempotency_key="r-large"
     ).withdrawal
+    for name in ("rita", "ron"):  # ¥80,000: two reviewers before any channel sees it
+        withdrawal_approve(withdrawal_id=large.pk, reviewer=reviewer(name))
     fast = withdrawal_submit(
         merchant_id=merchant.pk, payout_account_id=account.pk, amount=600_000, speed="instant", idempotency_key="r-fast"
     ).withdrawal

@@ -1,0 +1,500 @@
+"""Regression tests for the money-path defects of issue 7 that can be shown in-process:
+
+- one withdrawal must never be paid by two channels (the payout lease, stale messages, leaving a channel only
+  when every request sent there was refused, a success from any channel is booked or escalated);
+- a failed withdrawal has at most one retry, linked both ways;
+- every withdrawal at or above the dual-approval threshold waits for two different reviewers, whatever risk said.
+
+The channel here is a scripted adapter (each test says what the provider answers, call by call) so that the
+order of events is decided by the test, never by timing. The real protocols and processes are exercised by the
+gateway end-to-end tests, the simulation and the chaos run.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import close_old_connections
+
+from channels.base import (
+    ChannelRejected,
+    ChannelUnknownOutcome,
+    ErrorAction,
+    PayoutRequest,
+    PayoutResult,
+    PayoutStatus,
+)
+from channels.models import ChannelAlert
+from config.errors import DomainError
+from risk.contract import RiskDecision
+from tests.factories import ALICE_CREDIT, ChannelFactory, MerchantFactory, card_for, reviewer
+from wallets.selectors import ledger_problems, wallet_balances
+from withdrawals import payouts
+from withdrawals.models import Status, Withdrawal
+from withdrawals.selectors import withdrawal_ledger_problems
+from withdrawals.services import withdrawal_approve, withdrawal_retry, withdrawal_submit, withdrawal_verify
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def fresh(w: Withdrawal | int) -> Withdrawal:
+    return Withdrawal.objects.get(pk=w if isinstance(w, int) else w.pk)
+
+
+def assert_books_ok() -> None:
+    assert ledger_problems() == []
+    assert withdrawal_ledger_problems() == []
+
+
+def risk(monkeypatch: pytest.MonkeyPatch, outcome: str) -> None:
+    monkeypatch.setattr(
+        "withdrawals.services.risk_assess_withdrawal",
+        lambda event: RiskDecision(outcome=outcome, score=1.0),  # type: ignore[arg-type]
+    )
+
+
+class Provider:
+    """Scripted providers keyed by channel code, with their own book of payouts (what really left)."""
+
+    def __init__(self) -> None:
+        self.submits: dict[str, list[str]] = defaultdict(list)  # what each submit answers, in order
+        self.queries: dict[str, list[str]] = defaultdict(list)  # what each query answers (else: the book)
+        self.book: dict[tuple[str, str], str] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.during_call: Any = None  # a hook run while a call is "in flight"
+
+    def adapter(self, *, code: str) -> Any:
+        provider = self
+
+        class Adapter:
+            def __init__(self) -> None:
+                self.code = code
+
+            def submit(self, request: PayoutRequest) -> PayoutResult:
+                provider.calls.append((code, "submit"))
+                if provider.during_call:
+                    provider.during_call()
+                answer = provider.submits[code].pop(0) if provider.submits[code] else "pay"
+                key = (code, request.order_no)
+                if answer == "timeout":
+                    raise ChannelUnknownOutcome("read timed out")
+                if answer == "lost_then_pays":  # executed, but the answer is lost
+                    provider.book[key] = "succeeded"
+                    raise ChannelUnknownOutcome("connection reset")
+                if answer == "maintenance":
+                    raise ChannelRejected("维护中", reason_code="channel_unavailable", action=ErrorAction.REROUTE)
+                if answer == "accept":
+                    provider.book.setdefault(key, "processing")
+                    return PayoutResult(order_no=request.order_no, status=PayoutStatus.PROCESSING)
+                provider.book[key] = "succeeded"
+                return PayoutResult(order_no=request.order_no, status=PayoutStatus.SUCCEEDED)
+
+            def query(self, order_no: str) -> PayoutResult:
+                provider.calls.append((code, "query"))
+                if provider.during_call:
+                    provider.during_call()
+                answer = provider.queries[code].pop(0) if provider.queries[code] else ""
+                if answer == "not_found":
+                    return PayoutResult(order_no=order_no, status=PayoutStatus.NOT_FOUND)
+                status = provider.book.get((code, order_no))
+                if status is None:
+                    return PayoutResult(order_no=order_no, status=PayoutStatus.NOT_FOUND)
+                return PayoutResult(order_no=order_no, status=PayoutStatus(status))
+
+        return Adapter()
+
+    def paid(self, order_no: str) -> list[str]:
+        return sorted(
+            code for (code, order), status in self.book.items() if order == order_no and status == "succeeded"
+        )
+
+
+@pytest.fixture
+def provider(monkeypatch: pytest.MonkeyPatch, transactional_db: Any) -> Provider:
+    ChannelFactory(code="chan_a", name="通道A", adapter="sandbox", priority=10)
+    ChannelFactory(code="chan_b", name="通道B", adapter="sandbox", priority=20)
+    p = Provider()
+    monkeypatch.setattr("withdrawals.payouts.channel_adapter", p.adapter)
+    return p
+
+
+@pytest.fixture
+def queued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, int | None]]:
+    """Tasks the services enqueue, kept instead of run: the test decides when (and how often) they run."""
+    tasks: list[tuple[str, int, int | None]] = []
+    for module in ("withdrawals.services", "withdrawals.payouts"):
+        monkeypatch.setattr(
+            f"{module}.enqueue_payout", lambda wid, seq=None, countdown=0: tasks.append(("payout", wid, seq))
+        )
+        monkeypatch.setattr(
+            f"{module}.enqueue_query", lambda wid, seq=None, countdown=0: tasks.append(("query", wid, seq))
+        )
+    return tasks
+
+
+def submit(merchant: Any, amount: int = 10_000, account: Any = None) -> Withdrawal:
+    account = account or merchant.payout_accounts.get(is_default=True)
+    return withdrawal_submit(merchant_id=merchant.pk, payout_account_id=account.pk, amount=amount).withdrawal
+
+
+def run(task: tuple[str, int, int | None]) -> None:
+    kind, wid, seq = task
+    if kind == "payout":
+        payouts.payout_run(withdrawal_id=wid, seq=seq)
+    else:
+        payouts.payout_query_run(withdrawal_id=wid, seq=seq)
+
+
+# --- defect 1: one withdrawal, one channel payout -----------------------------------------------------------
+def test_a_second_task_while_the_first_talks_to_the_channel_finds_nothing_to_do(provider, queued, monkeypatch):
+    risk(monkeypatch, "allow")
+    m = MerchantFactory(credit=500_000)
+    w = submit(m)
+    [first] = queued
+    seen: list[str] = []
+
+    def duplicate_arrives() -> None:  # the sweeper's copy runs while the first task waits for the channel
+        provider.during_call = None
+        payouts.payout_run(withdrawal_id=w.pk, seq=first[2])
+        payouts.payout_query_run(withdrawal_id=w.pk)  # even an unfenced query finds the lease taken
+        seen.append(fresh(w).status)
+
+    provider.during_call = duplicate_arrives
+    run(first)
+    assert seen == [Status.PROCESSING]
+    assert provider.calls == [(fresh(w).channel_code, "submit")]  # one call, no query, no second submit
+    assert fresh(w).status == Status.PAID
+    assert fresh(w).lease_token == ""
+    assert_books_ok()
+
+
+def test_two_copies_of_a_scheduled_query_run_once(provider, queued, monkeypatch):
+    risk(monkeypatch, "allow")
+    provider.submits["chan_a"] = ["accept"]
+    provider.submits["chan_b"] = ["accept"]
+    m = MerchantFactory(credit=500_000)
+    w = submit(m)
+    run(queued.pop())
+    assert fresh(w).status == Status.PROCESSING
+    [follow_up] = queued  # the chain's own follow-up
+    queued.clear()
+    payouts.sweep(now=fresh(w).next_action_at)  # the sweeper finds it due and enqueues its own copy
+    [from_sweeper] = queued
+    assert from_sweeper == follow_up  # same withdrawal, same sequence number
+    calls_before = len(provider.calls)
+    run(follow_up)
+    run(from_sweeper)
+    assert len(provider.calls) == calls_before + 1  # the stale copy asked nothing
+    assert len(queued) == 2  # one follow-up per question asked, not one per copy
+    assert queued[1][2] == fresh(w).action_seq
+
+
+def test_a_refused_resubmit_does_not_leave_a_channel_that_may_still_pay(provider, queued, monkeypatch):
+    """The double payout of issue 7: unknown at A, A says "not found", our resubmit to A is refused
+    (maintenance) — yet the first request can still land at A. The payout must stay with A until A answers."""
+    risk(monkeypatch, "allow")
+    m = MerchantFactory(credit=500_000)
+    w = submit(m)
+    first_channel = "chan_a"
+    provider.submits[first_channel] = ["timeout", "maintenance"]
+    provider.queries[first_channel] = ["not_found"]
+    run(queued.pop(0))
+    w = fresh(w)
+    assert (w.status, w.channel_code) == (Status.OUTCOME_UNKNOWN, first_channel)
+    run(queued.pop(0))  # query: not found → resubmit under the same number → refused (maintenance)
+    w = fresh(w)
+    assert (w.status, w.channel_code) == (Status.PROCESSING, first_channel)  # stays with A
+    assert (w.channel_sends, w.channel_refusals) == (2, 1)
+    assert "chan_b" not in {code for code, _ in provider.calls}
+    provider.book[(first_channel, w.order_no)] = "succeeded"  # the first request landed after all
+    run(queued.pop(0))
+    w = fresh(w)
+    assert (w.status, w.channel_code) == (Status.PAID, first_channel)
+    assert provider.paid(w.order_no) == [first_channel]
+    assert_books_ok()
+
+
+def test_a_first_request_refused_fails_over_at_once(provider, queued, monkeypatch):
+    risk(monkeypatch, "allow")
+    provider.submits["chan_a"] = ["maintenance"]
+    m = MerchantFactory(credit=500_000)
+    w = submit(m)
+    run(queued.pop(0))
+    assert fresh(w).status == Status.APPROVED  # nothing can be in flight at A: it refused the only request
+    run(queued.pop(0))
+    w = fresh(w)
+    assert (w.status, w.channel_code) == (Status.PAID, "chan_b")
+    assert provider.paid(w.order_no) == ["chan_b"]
+    assert_books_ok()
+
+
+def test_success_from_a_channel_the_payout_left_is_booked_there(provider, queued, monkeypatch):
+    risk(monkeypatch, "allow")
+    provider.submits["chan_a"] = ["maintenance"]
+    m = MerchantFactory(credit=500_000)
+    w = submit(m)
+    run(queued.pop(0))
+    assert fresh(w).status == Status.APPROVED
+    outcome = payouts.payout_apply_result(
+        withdrawal_id=w.pk,
+        result=PayoutResult(order_no=w.order_no, status=PayoutStatus.SUCCEEDED),
+        source="callback",
+        expect_channel="chan_a",
+    )
+    assert outcome == "applied"
+    w = fresh(w)
+    assert (w.status, w.channel_code) == (Status.PAID, "chan_a")
+    run(queued.pop(0))  # the failover message that was already queued finds nothing to do
+    assert "chan_b" not in {code for code, _ in provider.calls}
+    b = wallet_balances(merchant_id=m.pk)
+    assert (b.available, b.held) == (500_000 - 10_000, 0)
+    assert_books_ok()
+
+
+def test_success_from_a_second_channel_after_paid_is_escalated_never_ignored(provider, queued, monkeypatch):
+    risk(monkeypatch, "allow")
+    m = MerchantFactory(credit=500_000)
+    w = submit(m)
+    run(queued.pop(0))
+    w = fresh(w)
+    assert (w.status, w.channel_code) == (Status.PAID, "chan_a")
+    outcome = payouts.payout_apply_result(
+        withdrawal_id=w.pk,
+        result=PayoutResult(order_no=w.order_no, status=PayoutStatus.SUCCEEDED),
+        source="callback",
+        expect_channel="chan_b",
+    )
+    assert outcome == "escalated"
+    [alert] = ChannelAlert.objects.filter(kind=ChannelAlert.Kind.PAID_ELSEWHERE)
+    assert (alert.subject, alert.channel_code, alert.severity) == (w.order_no, "chan_b", "critical")
+    assert fresh(w).stuck_flagged_at is not None
+    assert "chan_b" in fresh(w).events.last().reason
+
+
+def test_success_for_a_failed_withdrawal_is_escalated(provider, queued, monkeypatch):
+    risk(monkeypatch, "allow")
+    provider.submits["chan_a"] = ["timeout"]
+    m = MerchantFactory(credit=500_000)
+    w = submit(m)
+    run(queued.pop(0))
+    assert fresh(w).status == Status.OUTCOME_UNKNOWN
+    payouts.payout_apply_result(  # the channel's callback says it failed: the hold goes back
+        withdrawal_id=w.pk,
+        result=PayoutResult(order_no=w.order_no, status=PayoutStatus.FAILED, reason_code="channel_error"),
+        source="callback",
+        expect_channel="chan_a",
+    )
+    assert fresh(w).status == Status.FAILED
+    outcome = payouts.payout_apply_result(  # then its statement says it paid after all
+        withdrawal_id=w.pk,
+        result=PayoutResult(order_no=w.order_no, status=PayoutStatus.SUCCEEDED),
+        source="statement",
+        expect_channel="chan_a",
+    )
+    assert outcome == "escalated"
+    [alert] = ChannelAlert.objects.filter(kind=ChannelAlert.Kind.PAID_ELSEWHERE)
+    assert alert.subject == w.order_no and alert.severity == "critical"
+    assert fresh(w).status == Status.FAILED and fresh(w).stuck_flagged_at is not None
+
+
+def test_a_killed_workers_lease_expires_and_the_sweeper_takes_over(provider, queued, monkeypatch, settings):
+    import time_machine
+
+    risk(monkeypatch, "allow")
+    m = MerchantFactory(credit=500_000)
+    w = submit(m)
+
+    def killed(name: str, wid: int) -> None:
+        if name == "payout.after_submit":
+            raise RuntimeError("worker killed")
+
+    from config.faults import crash_hook_install
+
+    crash_hook_install(killed)
+    try:
+        with pytest.raises(RuntimeError, match="worker killed"):
+            run(queued.pop(0))
+    finally:
+        crash_hook_install(None)
+    w = fresh(w)
+    assert w.status == Status.PROCESSING and w.lease_token  # the channel paid; we never heard
+    assert payouts.sweep(now=w.lease_expires_at - timedelta(seconds=1))["query"] == 0  # not while leased
+    with time_machine.travel(w.lease_expires_at + timedelta(seconds=1), tick=False):
+        assert payouts.sweep()["query"] == 1
+        run(queued.pop(0))
+    w = fresh(w)
+    assert w.status == Status.PAID
+    assert provider.paid(w.order_no) == [w.channel_code]
+    assert_books_ok()
+
+
+# --- defect 3: at most one retry ------------------------------------------------------------------------------
+def failed_withdrawal(merchant: Any) -> Withdrawal:
+    w = withdrawal_submit(
+        merchant_id=merchant.pk, payout_account_id=card_for(merchant, "11").pk, amount=10_000
+    ).withdrawal
+    w = fresh(w)
+    assert (w.status, w.failure_code) == (Status.FAILED, "invalid_account")
+    return w
+
+
+def retry(w: Withdrawal, key: str, merchant: Any) -> Any:
+    return withdrawal_retry(
+        withdrawal_id=w.pk,
+        merchant_id=merchant.pk,
+        payout_account_id=merchant.payout_accounts.get(is_default=True).pk,
+        idempotency_key=key,
+        expected_fee=None,
+    )
+
+
+def test_a_failed_withdrawal_is_retried_once_and_linked_both_ways(sandbox_channel, monkeypatch):
+    risk(monkeypatch, "allow")
+    m = MerchantFactory(credit=500_000)
+    failed = failed_withdrawal(m)
+    first = retry(failed, "web-retry-1", m)
+    assert first.created and first.withdrawal.retry_of_id == failed.pk
+    assert fresh(first.withdrawal).status == Status.PAID
+    assert fresh(failed).retried_by.pk == first.withdrawal.pk
+    assert retry(failed, "web-retry-1", m).withdrawal.pk == first.withdrawal.pk  # a double click replays
+    with pytest.raises(DomainError) as exc:
+        retry(failed, "web-retry-2", m)  # the page reloaded: a new key, but the retry exists
+    assert exc.value.code == "already_retried"
+    assert exc.value.details == {"withdrawal": failed.pk, "retry": first.withdrawal.pk}
+    assert Withdrawal.objects.filter(merchant=m).count() == 2
+    assert wallet_balances(merchant_id=m.pk).available == 500_000 - 10_000
+
+
+def test_a_withdrawal_that_did_not_fail_cannot_be_retried(sandbox_channel, monkeypatch):
+    risk(monkeypatch, "allow")
+    m = MerchantFactory(credit=500_000)
+    paid = submit(m)
+    with pytest.raises(DomainError) as exc:
+        retry(paid, "web-retry-x", m)
+    assert exc.value.code == "invalid_state"
+    other = MerchantFactory(credit=500_000)
+    failed = failed_withdrawal(other)
+    with pytest.raises(DomainError) as exc:
+        retry(failed, "web-retry-y", m)  # another merchant's withdrawal
+    assert exc.value.code == "not_found"
+
+
+def test_concurrent_retries_with_different_keys_make_one_withdrawal(sandbox_channel, monkeypatch):
+    risk(monkeypatch, "allow")
+    m = MerchantFactory(credit=500_000)
+    failed = failed_withdrawal(m)
+    codes: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def click(i: int) -> None:
+        try:
+            barrier.wait()
+            retry(failed, f"web-retry-{i}", m)
+            codes.append("created")
+        except DomainError as exc:
+            codes.append(exc.code)
+        finally:
+            close_old_connections()
+
+    threads = [threading.Thread(target=click, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(codes) == ["already_retried"] * 5 + ["created"]
+    assert Withdrawal.objects.filter(retry_of=failed).count() == 1
+    assert wallet_balances(merchant_id=m.pk).available == 500_000 - 10_000
+    assert_books_ok()
+
+
+def test_the_page_shows_the_retry_instead_of_the_button(client, sandbox_channel, monkeypatch):
+    risk(monkeypatch, "allow")
+    m = MerchantFactory(credit=500_000, username="rita")
+    failed = failed_withdrawal(m)
+    client.force_login(m.users.first())
+    page = client.get(f"/withdrawals/{failed.pk}/").content.decode()
+    assert "重新提现" in page and "data-retried-by" not in page
+    account = m.payout_accounts.get(is_default=True)
+    form = {
+        "idempotency_key": "web-retry-page-1",
+        "payout_account": account.pk,
+        "expected_fee": "110",
+    }  # 1.00 + 0.1% of 100.00
+    response = client.post(f"/withdrawals/{failed.pk}/retry/", form)
+    retried = Withdrawal.objects.get(retry_of=failed)
+    assert response.status_code == 302 and response["Location"] == f"/withdrawals/{retried.pk}/"
+    page = client.get(f"/withdrawals/{failed.pk}/").content.decode()
+    assert f'data-retried-by="{retried.pk}"' in page and "重新提现" not in page
+    # a second click from a stale page goes to the existing retry and creates nothing
+    response = client.post(f"/withdrawals/{failed.pk}/retry/", {**form, "idempotency_key": "web-retry-page-2"})
+    assert response["Location"] == f"/withdrawals/{retried.pk}/"
+    assert Withdrawal.objects.filter(merchant=m).count() == 2
+    assert f'data-retry-of="{failed.pk}"' in client.get(f"/withdrawals/{retried.pk}/").content.decode()
+
+
+# --- defect 4: large payouts never go out unseen ----------------------------------------------------------
+@pytest.mark.parametrize("outcome", ["allow", "step_up", "review"])
+def test_at_the_threshold_two_reviewers_decide_whatever_risk_said(sandbox_channel, monkeypatch, outcome):
+    risk(monkeypatch, outcome)
+    m = MerchantFactory(credit=ALICE_CREDIT)
+    w = fresh(submit(m, amount=5_000_000))  # ¥50,000.00: the default threshold, inclusive
+    assert (w.status, w.required_approvals) == (Status.PENDING_REVIEW, 2)
+    bob, carol = reviewer("bob"), reviewer("carol")
+    withdrawal_approve(withdrawal_id=w.pk, reviewer=bob)
+    assert fresh(w).status == Status.PENDING_REVIEW
+    withdrawal_approve(withdrawal_id=w.pk, reviewer=carol)
+    w = fresh(w)
+    assert w.status == Status.PAID
+    assert sorted(a.reviewer.username for a in w.approvals.all()) == ["bob", "carol"]
+    assert_books_ok()
+
+
+def test_one_fen_under_the_threshold_risk_allow_pays_at_once(sandbox_channel, monkeypatch):
+    risk(monkeypatch, "allow")
+    m = MerchantFactory(credit=ALICE_CREDIT)
+    w = fresh(submit(m, amount=4_999_999))
+    assert (w.status, w.required_approvals) == (Status.PAID, 1)
+
+
+def test_a_tier_can_lower_the_threshold(sandbox_channel, monkeypatch):
+    risk(monkeypatch, "allow")
+    m = MerchantFactory(credit=ALICE_CREDIT)
+    from withdrawals.services import withdrawal_limits
+
+    tier = withdrawal_limits(merchant=m).tier
+    tier.dual_approval_threshold = 1_000_000
+    tier.save()
+    assert fresh(submit(m, amount=999_999)).status == Status.PAID
+    w = fresh(submit(m, amount=1_000_000))
+    assert (w.status, w.required_approvals) == (Status.PENDING_REVIEW, 2)
+
+
+def test_a_passed_step_up_sends_a_large_amount_to_review(sandbox_channel, monkeypatch):
+    """Even if a large withdrawal reached verification (a threshold lowered meanwhile), the code is not enough."""
+    risk(monkeypatch, "step_up")
+    m = MerchantFactory(credit=ALICE_CREDIT)
+    w = fresh(submit(m, amount=100_000))
+    assert w.status == Status.AWAITING_VERIFICATION
+    Withdrawal.objects.filter(pk=w.pk).update(required_approvals=2)
+    from risk.models import SmsMessage
+
+    code = SmsMessage.objects.filter(merchant_id=m.pk).latest("created_at").text
+    digits = "".join(ch for ch in code if ch.isdigit())[:6]
+    withdrawal_verify(withdrawal_id=w.pk, merchant_id=m.pk, code=digits)
+    assert fresh(w).status == Status.PENDING_REVIEW
+
+
+def test_the_worker_refuses_a_large_payout_without_two_approvers(provider, queued, monkeypatch):
+    risk(monkeypatch, "allow")
+    m = MerchantFactory(credit=ALICE_CREDIT)
+    w = submit(m, amount=100_000)
+    queued.clear()
+    Withdrawal.objects.filter(pk=w.pk).update(status=Status.APPROVED, required_approvals=2)
+    payouts.payout_run(withdrawal_id=w.pk)
+    w = fresh(w)
+    assert w.status == Status.APPROVED and w.stuck_flagged_at is not None
+    assert provider.calls == []
