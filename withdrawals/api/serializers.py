@@ -45,6 +45,7 @@ class WithdrawalSerializer(serializers.ModelSerializer):
     events = serializers.SerializerMethodField()
     risk = serializers.SerializerMethodField()
     channel = serializers.SerializerMethodField()
+    retried_by = serializers.SerializerMethodField()
 
     class Meta:
         model = Withdrawal
@@ -65,6 +66,9 @@ class WithdrawalSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
             "paid_at",
+            "required_approvals",
+            "retry_of",
+            "retried_by",
             "events",
         ]
 
@@ -77,6 +81,10 @@ class WithdrawalSerializer(serializers.ModelSerializer):
         if not w.channel_code:
             return None
         return {"code": w.channel_code, "routing": w.routing}
+
+    def get_retried_by(self, w: Withdrawal) -> int | None:
+        """The one retry of a failed withdrawal, if it was retried."""
+        return Withdrawal.objects.filter(retry_of=w).values_list("pk", flat=True).first()
 
     def get_risk(self, w: Withdrawal) -> dict[str, Any]:
         return {"outcome": w.risk_outcome}
