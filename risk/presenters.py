@@ -42,15 +42,26 @@ def explanation_html(explanation: dict[str, Any]) -> SafeString | str:
         ),
     )
     thresholds = explanation.get("thresholds") or {}
+    origin = explanation.get("outcome_from")
     return format_html(
-        "<p><b>规则集</b> {} · 阈值 step_up {} / review {} / block {}</p>"
+        "<p><b>规则集</b> {} · 阈值 step_up {} / review {} / block {}</p>{}"
         "<table><thead><tr><th>命中规则</th><th>分值</th><th>强制结果</th></tr></thead><tbody>{}</tbody></table>"
         "<p><b>模型</b> {} 分数 {}，规则加分 {}；主要贡献（对数几率）：{}</p>"
         "<p><b>关键特征</b> {}</p>{}{}",
         explanation.get("ruleset_version", "?"),
         thresholds.get("step_up", "—"),
         thresholds.get("review", "—"),
-        thresholds.get("block", "—"),
+        thresholds.get("block", "仅阻断规则"),  # decisions before risk-rules-3 had a block score band
+        format_html(
+            "<p><b>判定依据</b> 分数档 {}；{}</p>",
+            origin.get("score_band", "—"),
+            format_html_join(
+                "；", "强制 {} ← {}", ((outcome, ", ".join(codes)) for outcome, codes in origin["forced"].items())
+            )
+            or "无规则强制结果",
+        )
+        if origin
+        else "",
         rules or format_html("<tr><td colspan=3>无</td></tr>"),
         model.get("version", "—"),
         model.get("score", "—"),

@@ -7,12 +7,15 @@ from typing import Any
 from django.db import transaction
 
 from .engine import ruleset_from_dict
+from .engine.rules import BLOCK_THRESHOLD_REFUSED
 from .models import RuleSetVersion
 from .services import risk_engine_reset
 
 
 def ruleset_import(*, data: dict[str, Any], notes: str = "") -> RuleSetVersion:
     """Validate a ``RuleSet.to_dict()`` document and store it as a draft (a version is never overwritten)."""
+    if "block" in (data.get("thresholds") or {}):
+        raise ValueError(BLOCK_THRESHOLD_REFUSED)  # loading old stored versions drops it; a new import says so
     ruleset = ruleset_from_dict(data)  # raises ValueError on a malformed rule
     if RuleSetVersion.objects.filter(version=ruleset.version).exists():
         raise ValueError(f"version {ruleset.version} exists; give the new rule set a new version")

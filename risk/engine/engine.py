@@ -137,6 +137,9 @@ class RiskEngine:
             ],
             "features": {k: features[k] for k in sorted(shown) if k in features},
             "thresholds": dict(ruleset.thresholds),
+            # Why this outcome: the score's band and the rules that forced an outcome, by severity. The
+            # outcome is the most severe of them; points alone never block.
+            "outcome_from": {"score_band": evaluation.score_outcome, "forced": evaluation.forced()},
         }
         if self.explain_all_features:
             explanation["all_features"] = dict(features)

@@ -10,6 +10,16 @@ A :class:`RuleSet` is a versioned list of rules plus the thresholds mapping the 
 ``ruleset_from_dict``/``RuleSet.to_dict`` round-trip it through JSON, so rule sets can be stored, diffed
 and shadow-tested. :func:`evaluate` applies one rule set; :func:`evaluate_shadow` applies a live and a shadow
 set to the same features and returns both results.
+
+How the outcome is decided: outcomes combine by severity (block > review > step_up > allow), never by adding
+up. The total score picks a band — allow, step_up or review — and each rule that hits with an ``outcome``
+forces at least that outcome; the most severe of these wins. Points alone never block: a block refuses the
+merchant's money with no human in the loop, so it needs block-type evidence, a rule whose own outcome is
+``block`` (confirmed fraud, a listed device / card / identity, an invalid identity number, a new card right
+after a phone change). Rules that send a case to a human (``review``) or that only add points measure
+overlapping signals — a shared device and an IP cluster are often the same ring seen twice — so however many
+of them hit, the case goes to review, ranked by its score. The learned model has no band of its own by
+design: it adds points through two rules, so it can raise a case to review, never block it.
 """
 
 from __future__ import annotations
@@ -94,18 +104,27 @@ class Rule:
         return data
 
 
+SCORE_BANDS: tuple[Outcome, ...] = ("step_up", "review")  # the outcomes points can reach, mildest first
+DEFAULT_THRESHOLDS: dict[str, float] = {"step_up": 40.0, "review": 70.0}
+BLOCK_THRESHOLD_REFUSED = (
+    "a score threshold cannot block: only a rule whose outcome is block blocks (remove thresholds.block)"
+)
+
+
 @dataclass(frozen=True)
 class RuleSet:
     version: str
     rules: tuple[Rule, ...]
-    # Minimum total score for each intercepting outcome.
-    thresholds: Mapping[str, float] = field(default_factory=lambda: {"step_up": 40.0, "review": 70.0, "block": 120.0})
+    # Minimum total score for each score band. There is no block band: only block rules block.
+    thresholds: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
 
     def __post_init__(self) -> None:
         codes = [r.code for r in self.rules]
         if len(codes) != len(set(codes)):
             raise ValueError("duplicate rule codes")
-        unknown = set(self.thresholds) - {"step_up", "review", "block"}
+        if "block" in self.thresholds:
+            raise ValueError(BLOCK_THRESHOLD_REFUSED)
+        unknown = set(self.thresholds) - set(SCORE_BANDS)
         if unknown:
             raise ValueError(f"unknown threshold outcomes: {sorted(unknown)}")
 
@@ -121,6 +140,10 @@ class RuleSet:
 
 
 def ruleset_from_dict(data: Mapping[str, Any]) -> RuleSet:
+    """A rule set from its JSON document. Documents stored before risk-rules-3 carry a ``block`` score threshold;
+    it is dropped here (points no longer block), so those versions still load. New imports refuse it
+    (``risk.rulesets.ruleset_import``)."""
+    thresholds = {k: v for k, v in (data.get("thresholds") or DEFAULT_THRESHOLDS).items() if k != "block"}
     return RuleSet(
         version=str(data["version"]),
         rules=tuple(
@@ -133,7 +156,7 @@ def ruleset_from_dict(data: Mapping[str, Any]) -> RuleSet:
             )
             for r in data["rules"]
         ),
-        thresholds=dict(data.get("thresholds") or {"step_up": 40.0, "review": 70.0, "block": 120.0}),
+        thresholds=thresholds,
     )
 
 
@@ -150,30 +173,41 @@ class Evaluation:
     outcome: Outcome
     score: float
     hits: tuple[RuleHit, ...]
+    score_outcome: Outcome = "allow"  # the band the total score reached (never block)
 
     def reasons(self) -> list[str]:
         """Rule codes, most important first (forced outcome, then score)."""
         ranked = sorted(self.hits, key=lambda h: (-OUTCOME_ORDER[h.outcome] if h.outcome else 0, -h.score, h.code))
         return [h.code for h in ranked]
 
+    def forced(self) -> dict[str, list[str]]:
+        """Which rules forced which outcome, most severe outcome first."""
+        by_outcome: dict[str, list[str]] = {}
+        for h in sorted(self.hits, key=lambda h: h.code):
+            if h.outcome:
+                by_outcome.setdefault(h.outcome, []).append(h.code)
+        return dict(sorted(by_outcome.items(), key=lambda item: -OUTCOME_ORDER[item[0]]))
+
 
 def outcome_for_score(thresholds: Mapping[str, float], score: float) -> Outcome:
+    """The score band: allow, step_up or review. Points alone never block."""
     outcome: Outcome = "allow"
-    for candidate in ("step_up", "review", "block"):
+    for candidate in SCORE_BANDS:
         limit = thresholds.get(candidate)
         if limit is not None and score >= limit:
-            outcome = candidate  # type: ignore[assignment]
+            outcome = candidate
     return outcome
 
 
 def evaluate(ruleset: RuleSet, features: Mapping[str, float]) -> Evaluation:
     hits = tuple(RuleHit(r.code, r.score, r.outcome) for r in ruleset.rules if holds(r.when, features))
     score = round(sum(h.score for h in hits), 3)
-    outcome = outcome_for_score(ruleset.thresholds, score)
+    band = outcome_for_score(ruleset.thresholds, score)
+    outcome = band  # by severity: the score's band, or the most severe outcome a rule forced if worse
     for h in hits:
         if h.outcome and OUTCOME_ORDER[h.outcome] > OUTCOME_ORDER[outcome]:
             outcome = h.outcome
-    return Evaluation(ruleset.version, outcome, score, hits)
+    return Evaluation(ruleset.version, outcome, score, hits, score_outcome=band)
 
 
 def evaluate_shadow(
@@ -474,10 +508,12 @@ DEFAULT_RULES: list[dict[str, Any]] = [
     },
 ]
 
+# risk-rules-3: the rules of risk-rules-2; the score no longer has a block band (it was 100), so review-type
+# rules no longer add up to a block.
 DEFAULT_RULESET = ruleset_from_dict(
     {
-        "version": "risk-rules-2",
-        "thresholds": {"step_up": 40, "review": 70, "block": 100},
+        "version": "risk-rules-3",
+        "thresholds": {"step_up": 40, "review": 70},
         "rules": DEFAULT_RULES,
     }
 )
