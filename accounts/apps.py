@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core import checks
 from django.db.models.signals import post_migrate
 
 
@@ -12,9 +13,27 @@ def _sync_roles(sender, **kwargs):  # type: ignore[no-untyped-def]
     roles_sync()
 
 
+def check_field_keys(app_configs, **kwargs):  # type: ignore[no-untyped-def]
+    """Refuse to run (check, migrate, runserver) without the personal-data keys outside development."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from config.crypto import keyring
+
+    try:
+        keyring()
+    except ImproperlyConfigured as exc:
+        return [checks.Error(str(exc), hint="see README, Configuration", id="accounts.E001")]
+    return []
+
+
 class AccountsConfig(AppConfig):
     name = "accounts"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from config.pii import install_log_masking
+
         post_migrate.connect(_sync_roles, sender=self)
+        checks.register(check_field_keys)
+        # Every log line of every process (web, worker, commands) is written with personal numbers masked.
+        install_log_masking()

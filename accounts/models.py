@@ -7,7 +7,9 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from simple_history.models import HistoricalRecords
 
+from config.crypto import EncryptedTextField, HashField
 from config.history import history_user
+from config.pii import mask_account, mask_card, mask_id_number, mask_phone
 
 
 class User(AbstractUser):
@@ -64,21 +66,43 @@ class KycRecord(models.Model):
         REJECTED = "rejected", "未通过"
 
     merchant = models.OneToOneField(Merchant, on_delete=models.PROTECT, related_name="kyc")
+    # Identity: read-only in the admin; changed only by accounts.services.kyc_identity_change, which resets
+    # verification. The numbers are stored encrypted; the hashes find rows and link accounts.
     real_name = models.CharField(max_length=100)
-    id_number = models.CharField(max_length=18)
-    phone = models.CharField(max_length=20)
+    id_number = EncryptedTextField()
+    id_number_hash = HashField(source="id_number", purpose="id_number", db_index=True)
+    phone = EncryptedTextField()
+    phone_hash = HashField(source="phone", purpose="phone", db_index=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     level = models.PositiveSmallIntegerField(default=0, help_text="0 none, 1 real name, 2 four elements")
     verified_at = models.DateTimeField(null=True, blank=True)
     provider = models.CharField(max_length=30, blank=True, default="", help_text="KYC provider that answered")
     provider_ref = models.CharField(max_length=64, blank=True, default="", help_text="the provider's request id")
-    four_elements_card = models.CharField(max_length=64, blank=True, default="", help_text="card of the level-2 check")
+    four_elements_card = EncryptedTextField(blank=True, default="", help_text="card of the level-2 check")
     created_at = models.DateTimeField(auto_now_add=True)
 
     history = HistoricalRecords(get_user=history_user)
 
+    class Meta:
+        permissions = [
+            ("reveal_pii", "Can reveal full identity, phone and account numbers (audited)"),
+            ("change_kyc_identity", "Can change a KYC identity (resets verification)"),
+        ]
+
     def __str__(self) -> str:
         return f"KYC {self.real_name} ({self.get_status_display()})"
+
+    @property
+    def id_number_masked(self) -> str:
+        return mask_id_number(self.id_number)
+
+    @property
+    def phone_masked(self) -> str:
+        return mask_phone(self.phone)
+
+    @property
+    def four_elements_card_masked(self) -> str:
+        return mask_card(self.four_elements_card) if self.four_elements_card else ""
 
 
 class PayoutAccount(models.Model):
@@ -93,7 +117,8 @@ class PayoutAccount(models.Model):
 
     merchant = models.ForeignKey(Merchant, on_delete=models.PROTECT, related_name="payout_accounts")
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.BANK_CARD)
-    account_number = models.CharField(max_length=64)
+    account_number = EncryptedTextField()
+    account_number_hash = HashField(source="account_number", purpose="account", db_index=True)
     holder_name = models.CharField(max_length=100)
     bank_code = models.CharField(max_length=20, blank=True, default="")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
@@ -103,14 +128,13 @@ class PayoutAccount(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["merchant", "kind", "account_number"], name="uniq_payout_account_per_merchant"
+                fields=["merchant", "kind", "account_number_hash"], name="uniq_payout_account_per_merchant"
             )
         ]
 
     @property
     def masked_number(self) -> str:
-        n = self.account_number
-        return f"{n[:4]} **** {n[-4:]}" if len(n) > 8 else n
+        return mask_account(self.account_number, self.kind)
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.masked_number} ({self.holder_name})"
@@ -192,3 +216,28 @@ class MerchantTier(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.code})"
+
+
+class AuditEvent(models.Model):
+    """Append-only record of a sensitive act by staff: a personal number revealed, a KYC identity changed, a
+    channel's protocol config proposed, approved or applied. ``detail`` never holds a full personal number."""
+
+    class Action(models.TextChoices):
+        PII_REVEALED = "pii_revealed", "查看完整号码"
+        KYC_IDENTITY_CHANGED = "kyc_identity_changed", "实名信息变更"
+
+    action = models.CharField(max_length=40, choices=Action.choices, db_index=True)
+    actor = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    actor_label = models.CharField(max_length=150, blank=True, default="")
+    target_type = models.CharField(max_length=60)
+    target_id = models.CharField(max_length=40)
+    merchant = models.ForeignKey(Merchant, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    reason = models.CharField(max_length=255, blank=True, default="")
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.target_type}#{self.target_id} by {self.actor_label}"

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+# Least privilege, pinned by tests/test_roles.py (role × admin page × action). Personal numbers are masked for
+# every role; only ``privacy_officer`` reveals them, each time audited. A channel's protocol config (endpoint,
+# keys) is nobody's to edit: ``channel_admin`` proposes and a *second* channel admin approves.
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     "merchant": [],
+    # Review withdrawals (approve / reject in the review console); see the merchant, its KYC and accounts masked.
     "reviewer": [
         "withdrawals.view_withdrawal",
         "withdrawals.review_withdrawal",
@@ -12,6 +16,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "accounts.view_kycrecord",
         "accounts.view_payoutaccount",
     ],
+    # A reviewer who also settles stuck payouts and sets the withdrawal policy.
     "senior_reviewer": [
         "withdrawals.view_withdrawal",
         "withdrawals.review_withdrawal",
@@ -23,14 +28,17 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "accounts.view_kycrecord",
         "accounts.view_payoutaccount",
     ],
+    # AML: file / dismiss reports, custody reconciliation, freeze a merchant, change a KYC identity through the
+    # service that resets verification (never by editing the record), read the audit trail.
     "compliance_officer": [
         "withdrawals.view_withdrawal",
         "withdrawals.view_withdrawalevent",
         "accounts.view_merchant",
         "accounts.change_merchant",
         "accounts.view_kycrecord",
-        "accounts.change_kycrecord",
+        "accounts.change_kyc_identity",
         "accounts.view_payoutaccount",
+        "accounts.view_auditevent",
         "wallets.view_ledgeraccount",
         "wallets.view_transfer",
         "wallets.view_entry",
@@ -38,6 +46,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "compliance.file_report",
         "compliance.view_custodyreconciliation",
     ],
+    # Channels' operational fields (pause / resume, quotas, maintenance windows), alerts, stuck payouts and
+    # statement differences. Never the protocol config.
     "operations": [
         "withdrawals.view_withdrawal",
         "withdrawals.resolve_withdrawal",
@@ -47,7 +57,22 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "wallets.view_ledgeraccount",
         "wallets.view_transfer",
     ],
+    # Answers merchants: sees merchants and withdrawals, masked; nothing that moves money.
     "support": ["withdrawals.view_withdrawal", "withdrawals.view_withdrawalevent", "accounts.view_merchant"],
+    # Channel endpoints and key references: proposes changes and approves other channel admins' changes.
+    "channel_admin": [
+        "payment_channels.view_channel",
+        "payment_channels.propose_channel_config",
+        "payment_channels.approve_channel_config",
+    ],
+    # Data protection: the only role that reveals full ID / phone / account numbers (every reveal audited).
+    "privacy_officer": [
+        "accounts.view_merchant",
+        "accounts.view_kycrecord",
+        "accounts.view_payoutaccount",
+        "accounts.reveal_pii",
+        "accounts.view_auditevent",
+    ],
 }
 
 

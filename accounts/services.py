@@ -10,14 +10,16 @@ from django.utils import timezone
 from stdnum import luhn
 from stdnum.exceptions import ValidationError as StdnumError
 
+from config.crypto import pii_hash
 from config.errors import DomainError
+from config.pii import mask_id_number, mask_phone
 from risk.engine.identity import id_number_valid, normalise_name
 from risk.models import RiskLabel
 from risk.services import risk_observe, risk_sale_listener_register
 from wallets.services import wallet_open
 
 from .kyc import KycProviderError, KycResult, kyc_provider
-from .models import ApiKey, KycRecord, Merchant, MerchantTier, PayoutAccount, User
+from .models import ApiKey, AuditEvent, KycRecord, Merchant, MerchantTier, PayoutAccount, User
 
 log = logging.getLogger(__name__)
 
@@ -381,8 +383,8 @@ def payout_account_add(
         account, _created = PayoutAccount.objects.get_or_create(
             merchant=merchant,
             kind=kind,
-            account_number=number,
-            defaults={"holder_name": holder_name.strip(), "bank_code": bank_code},
+            account_number_hash=pii_hash("account", number),
+            defaults={"account_number": number, "holder_name": holder_name.strip(), "bank_code": bank_code},
         )
         if make_default or not merchant.payout_accounts.filter(is_default=True).exists():
             merchant.payout_accounts.exclude(pk=account.pk).update(is_default=False)
@@ -450,7 +452,106 @@ def login_record(*, merchant: Merchant, ip: str, device: str, now: Any = None) -
     risk_observe(event=_event(merchant, "login", ts=now, ip=ip, device=device))
 
 
+def payout_account_find(*, merchant: Merchant, account_number: str, kind: str | None = None) -> PayoutAccount | None:
+    """One of the merchant's payout accounts by its full number (looked up by keyed hash: the column itself is
+    encrypted)."""
+    accounts = merchant.payout_accounts.filter(account_number_hash=pii_hash("account", account_number.strip()))
+    if kind is not None:
+        accounts = accounts.filter(kind=kind)
+    return accounts.order_by("pk").first()
+
+
 def phone_change(*, merchant: Merchant, phone: str, ip: str = "", device: str = "", now: Any = None) -> None:
+    """The merchant's own new phone number (risk sees the change)."""
     with transaction.atomic():
-        KycRecord.objects.filter(merchant=merchant).update(phone=phone)
+        kyc = KycRecord.objects.select_for_update().filter(merchant=merchant).first()
+        if kyc is not None:
+            kyc.phone = phone
+            kyc.save(update_fields=["phone", "phone_hash"])
         risk_observe(event=_event(merchant, "phone_changed", ts=now, phone=phone, ip=ip, device=device))
+
+
+# --- identity changes and revealing personal numbers (staff, audited) -------------------------------------
+def kyc_identity_change(
+    *,
+    merchant: Merchant,
+    by: User,
+    reason: str,
+    real_name: str | None = None,
+    id_number: str | None = None,
+    phone: str | None = None,
+    now: datetime | None = None,
+) -> KycRecord:
+    """Change the identity on a merchant's KYC record (name, resident ID number, phone). Verification starts
+    over: the record goes back to pending at level 0, the merchant loses its tier, and no payout account can
+    receive money (``kyc_required``) until ``kyc_verify`` confirms the new identity — after which only accounts
+    in the new name can. An audit event records who changed what (numbers masked) and why."""
+    if not by.has_perm("accounts.change_kyc_identity"):
+        raise DomainError("permission_denied")
+    if not (reason or "").strip():
+        raise DomainError("invalid_request", details={"reason": "say why the identity changes"})
+    now = now or timezone.now()
+    with transaction.atomic(durable=True):
+        kyc = KycRecord.objects.select_for_update().get(merchant=merchant)
+        new = {
+            "real_name": real_name.strip() if real_name is not None else kyc.real_name,
+            "id_number": id_number_validate(id_number) if id_number is not None else kyc.id_number,
+            "phone": phone.strip() if phone is not None else kyc.phone,
+        }
+        if not new["real_name"] or not new["phone"]:
+            raise DomainError("invalid_request", details={"kyc": "name and phone are required"})
+        changed = [f for f, v in new.items() if v != getattr(kyc, f)]
+        if not changed:
+            raise DomainError("invalid_request", details={"kyc": "nothing changes"})
+        masks = {"real_name": lambda v: v, "id_number": mask_id_number, "phone": mask_phone}
+        detail = {f: {"from": masks[f](getattr(kyc, f)), "to": masks[f](new[f])} for f in changed}
+        for field, value in new.items():
+            setattr(kyc, field, value)
+        kyc.status, kyc.level, kyc.verified_at = KycRecord.Status.PENDING, 0, None
+        kyc.four_elements_card, kyc.provider, kyc.provider_ref = "", "", ""
+        kyc._history_user = by  # type: ignore[attr-defined]
+        kyc._change_reason = f"identity change: {reason.strip()}"[:100]  # type: ignore[attr-defined]
+        kyc.save()
+        merchant_tier_refresh(merchant=merchant, now=now)
+        AuditEvent.objects.create(
+            action=AuditEvent.Action.KYC_IDENTITY_CHANGED,
+            actor=by,
+            actor_label=by.get_username(),
+            target_type="accounts.kycrecord",
+            target_id=str(kyc.pk),
+            merchant=merchant,
+            reason=reason.strip()[:255],
+            detail={"changed": detail, "verification": "reset to pending, level 0"},
+        )
+        if "phone" in changed:
+            risk_observe(event=_event(merchant, "phone_changed", ts=now, phone=new["phone"]))
+    return kyc
+
+
+PII_FIELDS = {
+    "accounts.kycrecord": ("id_number", "phone", "four_elements_card"),
+    "accounts.payoutaccount": ("account_number",),
+}
+
+
+def pii_reveal(*, target: KycRecord | PayoutAccount, by: User, reason: str) -> dict[str, str]:
+    """The full numbers of one KYC record or payout account, for a user allowed to see them; who saw what,
+    when and why is recorded first."""
+    if not by.has_perm("accounts.reveal_pii"):
+        raise DomainError("permission_denied")
+    if not (reason or "").strip():
+        raise DomainError("invalid_request", details={"reason": "say why the full number is needed"})
+    label = target._meta.label_lower
+    fields = PII_FIELDS[label]
+    values = {f: str(getattr(target, f) or "") for f in fields}
+    AuditEvent.objects.create(
+        action=AuditEvent.Action.PII_REVEALED,
+        actor=by,
+        actor_label=by.get_username(),
+        target_type=label,
+        target_id=str(target.pk),
+        merchant_id=target.merchant_id,
+        reason=reason.strip()[:255],
+        detail={"fields": [f for f, v in values.items() if v]},
+    )
+    return values

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from simple_history.models import HistoricalRecords
 
+from config.crypto import EncryptedTextField
 from config.history import history_user
 
 
@@ -43,7 +45,9 @@ class Channel(models.Model):
         help_text="breaker opens when the channel-side failure rate exceeds this (basis points); "
         "blank = CHANNEL_BREAKER_FAILURE_RATE",
     )
-    # Protocol settings: base URL, app id, key material references.
+    # Protocol settings: base URL, app id, and key material *by reference* (``<name>_file`` a path, ``<name>_env``
+    # an environment variable), never the secret itself. Not editable in the admin: changed only by a
+    # ChannelConfigChange that one user proposes and another approves (channels.config_changes).
     config = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -52,6 +56,10 @@ class Channel(models.Model):
 
     class Meta:
         ordering = ["priority", "code"]
+        permissions = [
+            ("propose_channel_config", "Can propose a change of a channel's endpoint or keys"),
+            ("approve_channel_config", "Can approve another user's channel config change"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.code})"
@@ -66,6 +74,42 @@ class Channel(models.Model):
     @property
     def is_bank_direct(self) -> bool:
         return self.adapter == self.Adapter.BANKDIRECT
+
+
+class ChannelConfigChange(models.Model):
+    """A proposed change of a channel's protocol config (endpoint, ids, key references): proposed by one user,
+    applied only when a different user approves it. The rows are the audit trail; the channel's own history
+    records the applied config with the approver."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "待复核"
+        APPLIED = "applied", "已生效"
+        REJECTED = "rejected", "已驳回"
+        SUPERSEDED = "superseded", "已失效（配置已被他人修改）"
+
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="config_changes")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
+    proposed_config = models.JSONField()
+    base_config = models.JSONField(help_text="the channel's config when the change was proposed")
+    reason = models.CharField(max_length=255)
+    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    proposed_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        ordering = ["-proposed_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel"], condition=models.Q(status="pending"), name="one_pending_config_change_per_channel"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel_id} config change #{self.pk} ({self.get_status_display()})"
 
 
 class ChannelQuotaUsage(models.Model):
@@ -277,7 +321,7 @@ class SandboxPayout(models.Model):
     channel_code = models.CharField(max_length=40)
     amount = models.BigIntegerField()
     currency = models.CharField(max_length=3)
-    account_number = models.CharField(max_length=64)
+    account_number = EncryptedTextField()
     holder_name = models.CharField(max_length=100)
     status = models.CharField(max_length=20)
     reason_code = models.CharField(max_length=40, blank=True, default="")

@@ -25,7 +25,13 @@ class TransactionReportAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
         return False
 
-    @admin.action(description="报送所选报告 (file)")
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False  # filed or dismissed through report_decide (the action), never edited
+
+    def has_file_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("compliance.file_report")
+
+    @admin.action(description="报送所选报告 (file)", permissions=["file"])
     def file_reports(self, request, queryset):  # type: ignore[no-untyped-def]
         done = 0
         for report in queryset:
@@ -55,3 +61,9 @@ class CustodyReconciliationAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False  # written by compliance_daily
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False  # the day's statement of segregated funds is a record to keep

@@ -9,6 +9,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from config.errors import DomainError
+from config.pii import mask_account, mask_id_number
 from wallets.models import LedgerAccount
 
 from .models import CustodyReconciliation, TransactionReport
@@ -21,10 +22,6 @@ DEADLINES = {
     TransactionReport.Kind.LARGE_VALUE: timedelta(days=7),
     TransactionReport.Kind.SUSPICIOUS: timedelta(days=3),
 }
-
-
-def _mask(value: str, keep: int = 4) -> str:
-    return value if len(value) <= keep * 2 else f"{value[:keep]}{'*' * (len(value) - keep * 2)}{value[-keep:]}"
 
 
 def report_draft(
@@ -52,8 +49,8 @@ def report_draft(
                 merchant_id=merchant_id,
                 merchant_name=merchant_name,
                 holder_name=holder_name,
-                id_number_masked=_mask(id_number),
-                account_masked=_mask(account_number),
+                id_number_masked=mask_id_number(id_number) if id_number else "",
+                account_masked=mask_account(account_number) if account_number else "",
                 amount=amount,
                 currency=currency,
                 occurred_at=occurred_at,

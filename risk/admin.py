@@ -2,7 +2,8 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from simple_history.admin import SimpleHistoryAdmin
+
+from config.history_admin import SafeHistoryAdmin
 
 from .models import (
     LearningLoopRun,
@@ -44,26 +45,42 @@ class ActiveFilter(admin.SimpleListFilter):
 
 
 @admin.register(RiskListEntry)
-class RiskListEntryAdmin(SimpleHistoryAdmin):
-    """High-risk list: edited here, every change audited (history)."""
+class RiskListEntryAdmin(SafeHistoryAdmin):
+    """High-risk list: edited here, every change audited (history). Cards, phones and identity numbers are
+    listed by their link key (keyed hash): type the full number, it is stored hashed; search by the full number
+    finds its entry."""
 
     list_display = ("kind", "value", "source", "reason", "expires_at", "is_active", "created_by", "created_at")
     list_filter = ("kind", "source", ActiveFilter)
     search_fields = ("value", "reason")
     readonly_fields = ("created_by", "created_at")
 
+    def get_search_results(self, request, queryset, search_term):  # type: ignore[no-untyped-def]
+        from .services import LIST_KIND_PURPOSE, risk_link_key
+
+        results, distinct = super().get_search_results(request, queryset, search_term)
+        term = "".join(search_term.split())
+        if term:
+            keys = {risk_link_key(kind=kind, value=term) for kind in LIST_KIND_PURPOSE}
+            results = results | queryset.filter(value__in=keys)
+        return results, distinct
+
     @admin.display(boolean=True, description="生效")
     def is_active(self, obj: RiskListEntry) -> bool:
         return obj.expires_at is None or obj.expires_at > timezone.now()
 
     def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        from .services import LIST_KIND_PURPOSE, risk_link_key
+
         if not change and obj.created_by_id is None and request.user.is_authenticated:
             obj.created_by = request.user
+        if obj.kind in LIST_KIND_PURPOSE:  # never the number itself
+            obj.value = risk_link_key(kind=obj.kind, value="".join(obj.value.split()))
         super().save_model(request, obj, form, change)
 
 
 @admin.register(RuleSetVersion)
-class RuleSetVersionAdmin(SimpleHistoryAdmin):
+class RuleSetVersionAdmin(SafeHistoryAdmin):
     list_display = ("version", "status", "rule_count", "notes", "updated_at")
     list_filter = ("status",)
     readonly_fields = ("created_at", "updated_at")
@@ -82,7 +99,7 @@ class RuleSetVersionAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(SimpleHistoryAdmin):
+class ModelVersionAdmin(SafeHistoryAdmin):
     list_display = ("version", "status", "held_out", "trained_on", "created_at")
     list_filter = ("status",)
     readonly_fields = ("artifact", "metrics", "trained_on", "created_at")

@@ -19,8 +19,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from config.crypto import is_pii_hash, pii_hash
+
 from .contract import RiskDecision
-from .engine import DEFAULT_RULESET, ModelArtifact, RiskEngine, ruleset_from_dict, state
+from .engine import DEFAULT_RULESET, ModelArtifact, RiskEngine, id_number_valid, ruleset_from_dict, state
 from .engine.engine import DEFAULT
 from .engine.recorder import net24
 from .engine.state import MERCHANT
@@ -74,6 +76,38 @@ def risk_engine_reset() -> None:
     _cache.update(engine=None, stamp=None, checked=0.0)
 
 
+# --- personal numbers become link keys -------------------------------------------------------------------
+# The engine links merchants by equal values; a keyed hash keeps that equality without the number itself, so
+# RiskState keys and rows, list entries and explanations never hold a card, phone or identity number. The
+# purposes are those of the hash columns (PayoutAccount.account_number_hash, KycRecord.phone_hash /
+# id_number_hash), so a link key finds its account or KYC record.
+LINK_KEY_PURPOSE = {"card": "account", "phone": "phone", "id_number": "id_number"}
+LIST_KIND_PURPOSE = {"card": "account", "phone": "phone", "id_number": "id_number"}
+
+
+def risk_link_key(*, kind: str, value: str) -> str:
+    """The key under which risk knows a card (``card``), phone (``phone``) or identity number (``id_number``)."""
+    value = str(value or "").strip()
+    if not value or is_pii_hash(value):
+        return value
+    if kind == "id_number":
+        value = value.upper()
+    return pii_hash(LINK_KEY_PURPOSE[kind], value)
+
+
+def risk_event_pseudonymise(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as the engine may keep it: numbers replaced by link keys; the identity number's check-character
+    validity (a feature) is computed first."""
+    out = dict(event)
+    raw_id = str(event.get("id_number") or "")
+    if raw_id and not is_pii_hash(raw_id) and "id_number_valid" not in out:
+        out["id_number_valid"] = id_number_valid(raw_id)
+    for field in LINK_KEY_PURPOSE:
+        if out.get(field):
+            out[field] = risk_link_key(kind=field, value=str(out[field]))
+    return out
+
+
 def _rows_for(event: dict[str, Any]) -> list[tuple[str, str | None]]:
     """The state rows handling ``event`` reads (read together in one query; the engine may read more)."""
     merchant = str(event.get("merchant") or "")
@@ -123,6 +157,7 @@ def risk_sale_listener_register(listener: Callable[[dict[str, Any]], None]) -> N
 
 def risk_observe(*, event: dict[str, Any]) -> None:
     """Record a non-withdrawal event (registration, login, phone change, card bound, sale credited)."""
+    event = risk_event_pseudonymise(event)
     _run(lambda engine: engine.observe(event), event)
     if event.get("type") == "sale_credited":
         for listener in _sale_listeners:
@@ -187,7 +222,7 @@ def risk_assess_withdrawal(*, event: dict[str, Any]) -> RiskDecision:
     """Decide on a withdrawal request and remember it (state, and a decision log row with every feature).
 
     The caller may put its own withdrawal id in ``event["platform_id"]``; the engine never sees it."""
-    event = dict(event)
+    event = risk_event_pseudonymise(event)
     withdrawal_id = event.pop("platform_id", None)
     return _run(lambda engine: _decide(engine, event, withdrawal_id), event)
 
@@ -243,6 +278,8 @@ def risk_list_add(
     """List a value, or extend the open entry of the same kind, value and source (never shortening it)."""
     if kind not in RiskListEntry.Kind.values or not value:
         raise ValueError(f"bad list entry {kind}:{value}")
+    if kind in LIST_KIND_PURPOSE:  # listed by link key, never by the number itself
+        value = risk_link_key(kind=kind, value=value)
     now = now or timezone.now()
     entry = (
         RiskListEntry.objects.filter(kind=kind, value=value, source=source)

@@ -28,6 +28,7 @@ from accounts.services import (
     login_record,
     merchant_register,
     payout_account_add,
+    payout_account_find,
     phone_change,
     tiers_active,
 )
@@ -210,7 +211,7 @@ class Replayer:
         wid = event["withdrawal"]
         account_id = self.cards.get((merchant.pk, event.get("card", "")))
         if account_id is None:
-            found = merchant.payout_accounts.filter(account_number=event.get("card", "")).first()
+            found = payout_account_find(merchant=merchant, account_number=event.get("card", ""))
             account_id = found.pk if found else -1
         started = time.perf_counter()
         try:

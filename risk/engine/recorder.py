@@ -119,7 +119,9 @@ def record_registration(uow: UnitOfWork, merchant: str, m: Row, event: dict[str,
     m["kind"] = event.get("kind")
     m["name"] = normalise_name(event.get("name") or "")
     id_number = str(event.get("id_number") or "")
-    m["id_ok"] = id_number_valid(id_number)
+    # The platform passes a keyed hash as the number and its validity beside it (risk.services).
+    valid = event.get("id_number_valid")
+    m["id_ok"] = bool(valid) if valid is not None else id_number_valid(id_number)
     # Kept for list lookups and linked-account views (the rows below hold the reverse links).
     if id_number:
         m["idn"] = id_number
