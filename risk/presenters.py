@@ -12,6 +12,13 @@ from .models import RiskLabel
 from .selectors import risk_linked_accounts
 
 KIND_LABEL = {"device": "设备", "ip": "IP", "card": "银行卡", "phone": "手机号", "id_number": "身份证号"}
+# Cards, phones and identity numbers are known to risk by keyed hash only (risk.services.risk_link_key): shown
+# as a short reference that tells equal values apart, never as the number.
+HASHED_KINDS = {"card", "phone", "id_number"}
+
+
+def link_value(kind: str, value: str) -> str:
+    return f"#{str(value)[:8]}" if kind in HASHED_KINDS else str(value)
 
 
 def explanation_html(explanation: dict[str, Any]) -> SafeString | str:
@@ -37,7 +44,7 @@ def explanation_html(explanation: dict[str, Any]) -> SafeString | str:
         "<br>",
         "{} {} ({}: {})",
         (
-            (KIND_LABEL.get(h["kind"], h["kind"]), h["value"], h["source"], h.get("reason", ""))
+            (KIND_LABEL.get(h["kind"], h["kind"]), link_value(h["kind"], h["value"]), h["source"], h.get("reason", ""))
             for h in explanation.get("list_hits", [])
         ),
     )
@@ -89,7 +96,9 @@ def linked_accounts_html(merchant_subject: str, link_for: Callable[[str], tuple[
     rows = []
     for item in linked:
         target = link_for(item["merchant"])
-        via = ", ".join(f"{KIND_LABEL.get(v['kind'], v['kind'])} {v['value']}" for v in item["via"])
+        via = ", ".join(
+            f"{KIND_LABEL.get(v['kind'], v['kind'])} {link_value(v['kind'], v['value'])}" for v in item["via"]
+        )
         rows.append((target[0] if target else "", target[1] if target else item["merchant"], via))
     return format_html(
         "<table><thead><tr><th>商户</th><th>共用</th></tr></thead><tbody>{}</tbody></table>",
