@@ -6,8 +6,12 @@ STAMP := $(VENV)/.installed
 # Tests run against PostgreSQL and Redis (started by scripts/services.sh when installed but stopped).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/kamen
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
+# `make serve`: production's processes on PostgreSQL and Redis (override with DATABASE_URL / CELERY_BROKER_URL).
+SERVE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/kamen_serve
+SERVE_BROKER_URL ?= redis://127.0.0.1:6379/0
+SERVE_CACHE_URL ?= redis://127.0.0.1:6379/1
 
-.PHONY: run test lint fmt bench services clean
+.PHONY: run test lint fmt bench services clean serve chaos
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py run_platform
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} DEMO_MODE=$${DEMO_MODE:-1} $(BIN)/python manage.py run_platform
 
 test: $(STAMP)
 	bash scripts/services.sh
@@ -42,3 +46,14 @@ services:
 
 clean:
 	rm -rf var staticfiles
+
+# Production's processes: migrate, gunicorn (config/gunicorn.conf.py), two Celery workers, beat, sandbox gateway.
+serve: $(STAMP)
+	DATABASE_URL=$${DATABASE_URL:-$(SERVE_DATABASE_URL)} CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(SERVE_BROKER_URL)} \
+		CACHE_URL=$${CACHE_URL:-$(SERVE_CACHE_URL)} DJANGO_DEBUG=0 $(BIN)/python scripts/serve.py $(SERVE_ARGS)
+
+# Real processes under injected faults, then the money invariants (own database kamen_chaos, Redis db 14).
+# A shorter run: make chaos CHAOS_ARGS="--seconds 60 --rate 1.5"
+chaos: $(STAMP)
+	bash scripts/services.sh
+	$(BIN)/python scripts/chaos.py $(CHAOS_ARGS)
