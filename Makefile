@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py run_platform
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} DEMO_MODE=$${DEMO_MODE:-1} $(BIN)/python manage.py run_platform
 
 test: $(STAMP)
 	bash scripts/services.sh

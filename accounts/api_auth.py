@@ -1,13 +1,27 @@
-"""Partner API authentication: ``Authorization: Bearer sk_<prefix>_<secret>``."""
+"""Partner API authentication: ``Authorization: Bearer sk_<prefix>_<secret>``.
+
+Failed authentications are counted like failed logins (django-axes: per client IP and per key prefix) and, past
+``LOGIN_FAILURE_LIMIT``, refused for ``LOGIN_LOCKOUT_MINUTES`` with 429 ``login_locked`` — even with a valid key.
+Fixed demo keys (prefix ``demo…``) work only in demo mode."""
 
 from __future__ import annotations
 
 import hmac
 
+from django.conf import settings
+from django.contrib.auth.signals import user_login_failed
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions, throttling
 
 from .models import ApiKey, Merchant
+
+DEMO_KEY_PREFIX = "demo"
+
+
+class ApiLockedOut(exceptions.Throttled):
+    """Too many failed authentications from this IP or for this key: 429 ``login_locked``."""
+
+    default_code = "login_locked"
 
 
 class ApiClient:
@@ -24,21 +38,38 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request):  # type: ignore[no-untyped-def]
+        from axes.handlers.proxy import AxesProxyHandler
+
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
             return None
         scheme, _, raw = header.partition(" ")
-        if scheme != self.keyword or not raw.strip():
-            raise exceptions.AuthenticationFailed("use Authorization: Bearer <api key>")
         raw = raw.strip()
         parts = raw.split("_", 2)
-        if len(parts) != 3 or parts[0] != "sk":
-            raise exceptions.AuthenticationFailed("malformed API key")
+        well_formed = scheme == self.keyword and len(parts) == 3 and parts[0] == "sk" and bool(parts[1])
+        # The "account" a lockout counts against: the key prefix (the IP is always counted too).
+        credentials = {"username": f"api-key:{parts[1][:40]}" if well_formed else "api-key:malformed"}
+        django_request = request._request
+        if not AxesProxyHandler.is_allowed(django_request, credentials):
+            raise ApiLockedOut()
+        if scheme != self.keyword or not raw:
+            self._failed(django_request, credentials, "use Authorization: Bearer <api key>")
+        if not well_formed:
+            self._failed(django_request, credentials, "malformed API key")
+        if parts[1].startswith(DEMO_KEY_PREFIX) and not settings.DEMO_MODE:
+            self._failed(django_request, credentials, "invalid or revoked API key")  # demo keys: demo mode only
         key = ApiKey.objects.select_related("merchant").filter(prefix=parts[1], revoked_at__isnull=True).first()
         if key is None or not hmac.compare_digest(key.key_hash, ApiKey.hash_secret(raw)):
-            raise exceptions.AuthenticationFailed("invalid or revoked API key")
+            self._failed(django_request, credentials, "invalid or revoked API key")
+        assert key is not None
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
         return ApiClient(key.merchant, key), key
+
+    def _failed(self, django_request, credentials: dict, reason: str) -> None:  # type: ignore[no-untyped-def]
+        user_login_failed.send(sender=type(self), credentials=credentials, request=django_request)
+        if getattr(django_request, "axes_locked_out", False):
+            raise ApiLockedOut()
+        raise exceptions.AuthenticationFailed(reason)
 
     def authenticate_header(self, request) -> str:  # type: ignore[no-untyped-def]
         return self.keyword

@@ -68,9 +68,40 @@ CATALOGUE: dict[str, ErrorSpec] = {
     "same_approver": ErrorSpec(
         409, "大额提现需要另一位审核员复核", "A different reviewer must give the second approval"
     ),
+    "four_eyes_required": ErrorSpec(
+        409, "该变更需要另一位人员复核，提出人不能批准自己的变更", "A different person must approve this change"
+    ),
     "verification_failed": ErrorSpec(422, "验证码错误或已过期", "The verification code is wrong or expired"),
     "verification_locked": ErrorSpec(
         422, "验证失败次数过多，请联系客服", "Too many failed verification attempts; contact support"
+    ),
+    "verification_exhausted": ErrorSpec(
+        422,
+        "验证失败次数过多，这笔提现已转人工审核",
+        "Too many failed verification attempts; the withdrawal went to manual review",
+    ),
+    "stepup_resend_too_soon": ErrorSpec(
+        429, "验证码发送过于频繁，请稍后再试", "A code was sent moments ago; wait before asking for another"
+    ),
+    "stepup_send_limit": ErrorSpec(
+        429,
+        "今日验证码发送次数已达上限，请明天再试或联系客服",
+        "The daily limit of verification codes is reached; try tomorrow or contact support",
+    ),
+    "face_check_unavailable": ErrorSpec(
+        422,
+        "人脸核验暂不可用，请使用短信或动态口令验证",
+        "Face check is not available; use the SMS code or authenticator",
+    ),
+    "reauthentication_failed": ErrorSpec(
+        403,
+        "密码或当前验证码不正确，请重新输入",
+        "The password or the current verification code is wrong",
+    ),
+    "login_locked": ErrorSpec(
+        429,
+        "登录失败次数过多，已临时锁定，请稍后再试或联系客服解锁",
+        "Too many failed sign-in attempts; locked for a while — try later or ask support to unlock",
     ),
     "no_channel_available": ErrorSpec(
         503, "暂无可用的出款通道，系统将自动重试", "No payout channel is available now; we will retry"

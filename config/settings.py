@@ -8,6 +8,7 @@ Celery worker process consumes. In production and in the tests both point at Pos
 from __future__ import annotations
 
 import contextlib
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -20,17 +21,37 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("APP_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
+# --- modes ---------------------------------------------------------------------------------------------
+# DJANGO_DEBUG=0 (the default) is production: the refusals at the end of this file apply. DEMO_MODE=1 (make run)
+# turns on the demo helpers — the SMS box that shows codes, the sandbox face buttons, demo users, fixed API keys,
+# printed staff TOTP seeds — and is refused without DJANGO_DEBUG=1, so a production server can never have them.
+# DJANGO_TESTING=1 is set by config/settings_test.py for the test suite only (in-process SMS outbox, plain HTTP).
 DEBUG = env_bool("DJANGO_DEBUG", False)
+TESTING = env_bool("DJANGO_TESTING", False)
+DEMO_MODE = env_bool("DEMO_MODE", False)
+if DEMO_MODE and not DEBUG:
+    raise ImproperlyConfigured(
+        "DEMO_MODE=1 needs DJANGO_DEBUG=1: demo mode shows SMS codes, plays the face check and seeds known "
+        "passwords and API keys, which a production server (DJANGO_DEBUG=0) must never do"
+    )
+PRODUCTION = not DEBUG and not TESTING
+DEV_SECRET_KEY = "dev-only-insecure-key-change-me"
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG and env_bool("DJANGO_REQUIRE_SECRET", False):
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_REQUIRE_SECRET=1")
-    SECRET_KEY = "dev-only-insecure-key-change-me"
+if not SECRET_KEY or SECRET_KEY == DEV_SECRET_KEY:
+    if PRODUCTION or env_bool("DJANGO_REQUIRE_SECRET", False):
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY must be set with DJANGO_DEBUG=0: it signs sessions, CSRF tokens and withdrawal "
+            "drafts and keys the step-up code hashes. Generate one with "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'` (or run with DJANGO_DEBUG=1 locally)"
+        )
+    SECRET_KEY = DEV_SECRET_KEY
+elif PRODUCTION and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5):
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY is too weak: use at least 50 random characters")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", ["http://127.0.0.1:8000", "http://localhost:8000"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.PlatformAdminConfig",  # django.contrib.admin with the OTP-protected staff site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -42,6 +63,8 @@ INSTALLED_APPS = [
     "simple_history",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "axes",
+    "csp",
     "accounts",
     "wallets",
     "channels",
@@ -53,16 +76,21 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.security.RejectNulBytesMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "config.middleware.LanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    "config.security.SessionIdleTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "config.metrics.ApiMetricsMiddleware",
+    # Last, as axes documents: it turns a lockout flagged during the request into the lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -124,9 +152,67 @@ WHITENOISE_USE_FINDERS = True
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
+
+# --- transport and browser security ---------------------------------------------------------------------
+# Production is served over HTTPS (TLS at the proxy: set DJANGO_TRUST_X_FORWARDED_PROTO=1 when the proxy sets
+# X-Forwarded-Proto). DJANGO_HTTPS=0 is for a production-like run on plain http://127.0.0.1 only.
+HTTPS = env_bool("DJANGO_HTTPS", PRODUCTION)
+if env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = HTTPS
+# Load balancer probes and the metrics scraper talk plain HTTP on the private network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz/", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_SAMESITE = "Lax"
+# A session lives at most this long, and ends sooner after a quiet spell (config.security).
+SESSION_COOKIE_AGE = env_int("SESSION_MAX_AGE_SECONDS", 12 * 3600, minimum=300)
+SESSION_IDLE_STAFF_SECONDS = env_int("SESSION_IDLE_STAFF_SECONDS", 15 * 60, minimum=60)
+SESSION_IDLE_MERCHANT_SECONDS = env_int("SESSION_IDLE_MERCHANT_SECONDS", 30 * 60, minimum=60)
+SESSION_IDLE_RESOLUTION_SECONDS = 30
+# Content-Security-Policy (django-csp): scripts only from our own origin — the pages have no inline script or
+# event handler. Inline style attributes (ours and Django admin's) are allowed; styles cannot run code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'self'"],
+        "object-src": ["'none'"],
+    }
+}
+
+# --- login: lockout (django-axes) and staff second factor -----------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    "config.security.LockoutBackend",  # axes: refuses a locked-out account or IP before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+# LOGIN_FAILURE_LIMIT failures per account or per IP (merchant login, admin login and its TOTP step, partner API
+# keys) lock that account / IP for LOGIN_LOCKOUT_MINUTES; trying during a lockout extends it. Unlock: delete
+# the attempt in the admin (Axes › Access attempts) or `manage.py axes_reset_username NAME`.
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=3)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 30, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"  # rows in our database: PostgreSQL or SQLite
+AXES_LOCKOUT_CALLABLE = "config.security.axes_lockout_response"
+AXES_RESET_ON_SUCCESS = False  # else one good login of the attacker's own account would clear the IP's count
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "password", "otp_token", "code", "current_code"]
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)  # behind a proxy, the proxy sets REMOTE_ADDR
+AXES_VERBOSE = False  # log lines name the lockout parameters, masked (AXES_SENSITIVE_PARAMETERS)
+OTP_TOTP_ISSUER = "卡盟提现平台"
 
 # --- Celery ---------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "") or "filesystem://"
@@ -168,7 +254,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.api_auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.api_auth.IsMerchantApiClient"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["withdrawals.api.parsers.SafeJSONParser"],  # depth, NUL and size limits
     "EXCEPTION_HANDLER": "withdrawals.api.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
@@ -222,7 +308,28 @@ CHANNEL_OUTCOME_RETENTION_DAYS = env_int("CHANNEL_OUTCOME_RETENTION_DAYS", 14, m
 HEALTH_CHECK_GATEWAY = env_bool("HEALTH_CHECK_GATEWAY", True)
 # Optional bearer token for GET /metrics (empty: open, bind to loopback or protect at the proxy).
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
-SMS_BACKEND = env_choice("SMS_BACKEND", "console", {"console", "memory"})
+
+# --- step-up: SMS provider, face provider, limits ----------------------------------------------------------
+# SMS_PROVIDER=aliyun: Alibaba Cloud SMS SendSms (risk.sms) with the ALIYUN_SMS_* settings; the demo points it at
+# the sandbox receiver (manage.py sandbox_sms). memory: an in-process outbox, never in production.
+SMS_PROVIDER = env_choice(
+    "SMS_PROVIDER", "aliyun" if DEMO_MODE else ("memory" if not PRODUCTION else ""), {"", "aliyun", "memory"}
+)
+SMS_SANDBOX_URL = env_str("SMS_SANDBOX_URL", "http://127.0.0.1:8710/")
+ALIYUN_SMS_ENDPOINT = env_str("ALIYUN_SMS_ENDPOINT", SMS_SANDBOX_URL if DEMO_MODE else "https://dysmsapi.aliyuncs.com/")
+ALIYUN_SMS_ACCESS_KEY_ID = env_str("ALIYUN_SMS_ACCESS_KEY_ID", "demo-sms-access-key" if DEMO_MODE else "")
+ALIYUN_SMS_ACCESS_KEY_SECRET = env_str(
+    "ALIYUN_SMS_ACCESS_KEY_SECRET", "demo-sms-secret-not-for-production" if DEMO_MODE else ""
+)
+ALIYUN_SMS_SIGN_NAME = env_str("ALIYUN_SMS_SIGN_NAME", "卡盟提现")
+ALIYUN_SMS_TEMPLATE_CODE = env_str("ALIYUN_SMS_TEMPLATE_CODE", "SMS_DEMO_0001" if DEMO_MODE else "")
+ALIYUN_SMS_REGION = env_str("ALIYUN_SMS_REGION", "cn-hangzhou")
+# The face check needs a provider; the sandbox one (passes whoever asks it to) only outside production.
+FACE_PROVIDER = env_choice("FACE_PROVIDER", "" if PRODUCTION else "sandbox", {"", "sandbox"})
+STEPUP_MAX_FAILURES = env_int("STEPUP_MAX_FAILURES", 5, minimum=1)
+STEPUP_SMS_COOLDOWN_SECONDS = env_int("STEPUP_SMS_COOLDOWN_SECONDS", 60, minimum=1)
+STEPUP_SMS_DAILY_PER_SUBJECT = env_int("STEPUP_SMS_DAILY_PER_SUBJECT", 5, minimum=1)
+STEPUP_SMS_DAILY_PER_PHONE = env_int("STEPUP_SMS_DAILY_PER_PHONE", 10, minimum=1)
 
 LOGGING = {
     "version": 1,
@@ -242,3 +349,57 @@ CELERY_BEAT_SCHEDULE.update(
         "compliance-daily": {"task": "withdrawals.compliance_daily", "schedule": crontab(hour=2, minute=0)},
     }
 )
+
+# --- personal data at rest (security issue: field encryption, config.crypto) --------------------------------
+# AES-256 keys for ID, phone and account numbers: base64 of 32 random bytes, comma-separated, newest first. An
+# older key keeps decrypting until `manage.py pii_rotate_keys` has re-encrypted every row with the newest one.
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", [])
+# HMAC-SHA256 key of the lookup columns and the risk engine's link keys (one key; never rotated in place).
+FIELD_HASH_KEY = env_str("FIELD_HASH_KEY", "")
+# Publicly known development keys only outside production (DJANGO_DEBUG=1, the demo, the test suite).
+# Production refuses to start without real keys (here, in `manage.py check`, and at first use: config.crypto).
+FIELD_ENCRYPTION_DEV_KEYS = not PRODUCTION
+if PRODUCTION and not (FIELD_ENCRYPTION_KEYS and FIELD_HASH_KEY):
+    raise ImproperlyConfigured(
+        "FIELD_ENCRYPTION_KEYS and FIELD_HASH_KEY must be set with DJANGO_DEBUG=0: they encrypt and index ID, "
+        "phone and card numbers. Generate each with "
+        "`python -c 'import base64,os; print(base64.b64encode(os.urandom(32)).decode())'`"
+    )
+
+
+# --- production refuses to start unsafe (DJANGO_DEBUG=0 outside the test suite) ---------------------------
+def _production_problems() -> list[str]:
+    from urllib.parse import urlsplit
+
+    problems = []
+    if SMS_PROVIDER != "aliyun":
+        problems.append(
+            "SMS_PROVIDER must be aliyun in production (step-up codes must reach the merchant's phone): set "
+            "SMS_PROVIDER=aliyun and ALIYUN_SMS_ACCESS_KEY_ID, ALIYUN_SMS_ACCESS_KEY_SECRET, ALIYUN_SMS_SIGN_NAME, "
+            "ALIYUN_SMS_TEMPLATE_CODE"
+        )
+    else:
+        missing = [
+            name
+            for name, value in (
+                ("ALIYUN_SMS_ACCESS_KEY_ID", ALIYUN_SMS_ACCESS_KEY_ID),
+                ("ALIYUN_SMS_ACCESS_KEY_SECRET", ALIYUN_SMS_ACCESS_KEY_SECRET),
+                ("ALIYUN_SMS_SIGN_NAME", ALIYUN_SMS_SIGN_NAME),
+                ("ALIYUN_SMS_TEMPLATE_CODE", ALIYUN_SMS_TEMPLATE_CODE),
+            )
+            if not value
+        ]
+        if missing:
+            problems.append(f"SMS_PROVIDER=aliyun needs {', '.join(missing)}")
+        endpoint = urlsplit(ALIYUN_SMS_ENDPOINT)
+        if endpoint.scheme != "https" and endpoint.hostname not in {"127.0.0.1", "localhost", "::1"}:
+            problems.append(
+                f"ALIYUN_SMS_ENDPOINT={ALIYUN_SMS_ENDPOINT!r} must be https:// (plain http only on loopback)"
+            )
+    if FACE_PROVIDER == "sandbox":
+        problems.append("FACE_PROVIDER=sandbox passes anyone who asks it to: leave it empty in production")
+    return problems
+
+
+if PRODUCTION and (_problems := _production_problems()):
+    raise ImproperlyConfigured("refusing to start in production (DJANGO_DEBUG=0): " + "; ".join(_problems))

@@ -33,7 +33,8 @@ def test_merchant_create_prints_a_key_that_can_withdraw(sandbox_channel):
     call_command("ledger_check")
 
 
-def test_seed_demo_is_idempotent_and_prints_working_keys(sandbox_channel):
+def test_seed_demo_is_idempotent_and_prints_working_keys(sandbox_channel, settings):
+    settings.DEMO_MODE = True  # demo users and fixed keys exist only in demo mode (test_security_settings)
     call_command("seed_demo", stdout=io.StringIO())
     out = io.StringIO()
     call_command("seed_demo", stdout=out)

@@ -29,6 +29,7 @@ from risk.selectors import risk_linked_accounts
 from risk.services import risk_engine_reset, risk_feedback, risk_list_add
 from risk.stepup import stepup_issue, stepup_verify, totp_enrol_confirm, totp_enrol_start
 from tests.factories import MerchantFactory, card_for
+from tests.security_support import last_sms_code
 from wallets.services import merchant_sale_settle
 from withdrawals.models import Status, Withdrawal
 from withdrawals.services import (
@@ -233,7 +234,7 @@ def _step_up(monkeypatch):
 
 
 def _sms_code() -> str:
-    return SmsMessage.objects.order_by("-pk")[0].text.split("验证码 ")[1][:6]
+    return last_sms_code()  # from the phone: our database keeps only a masked text
 
 
 def test_sms_code_is_bound_to_its_withdrawal_and_cannot_be_replayed(merchant_alice, monkeypatch):
@@ -285,7 +286,8 @@ def test_totp_step_up_when_enrolled_and_a_token_is_accepted_once(merchant_alice,
         withdrawal_verify(withdrawal_id=w2.pk, merchant_id=merchant_alice.pk, code=f"{totp(device.bin_key):06d}")
 
 
-def test_face_check_pass_and_fail(client, merchant_alice, monkeypatch):
+def test_face_check_pass_and_fail(client, merchant_alice, monkeypatch, settings):
+    settings.DEMO_MODE = True  # the page plays the capture at the sandbox provider only in demo mode
     _step_up(monkeypatch)
     client.login(username="alice", password="pass-1234")
     w = submit(merchant_alice, idempotency_key="f1")
@@ -308,6 +310,12 @@ def test_face_check_pass_and_fail(client, merchant_alice, monkeypatch):
 def test_totp_enrolment_page_shows_a_qr_code(client, merchant_alice):
     client.login(username="alice", password="pass-1234")
     page = client.get("/security/totp/").content.decode()
+    assert "<svg" not in page and "验证身份" in page  # no key before the password and the current factor
+    client.post("/security/totp/", {"action": "send_code"})
+    code = last_sms_code(merchant_alice.kyc.phone)
+    page = client.post(
+        "/security/totp/", {"action": "reauth", "password": "pass-1234", "current_code": code}
+    ).content.decode()
     assert "<svg" in page and "确认绑定" in page
 
 

@@ -10,6 +10,7 @@ from config.errors import DomainError
 from risk.contract import RiskDecision
 from risk.models import SmsMessage
 from tests.factories import ALICE_CREDIT, MerchantFactory, card_for
+from tests.security_support import last_sms_code
 from wallets.selectors import ledger_problems, wallet_balances
 from withdrawals import payouts
 from withdrawals.fees import policy_current
@@ -207,7 +208,8 @@ def test_step_up_code_is_bound_expires_and_cannot_be_replayed(merchant_alice, mo
     )
     w = fresh(submit(merchant_alice))
     assert w.status == Status.AWAITING_VERIFICATION
-    code = SmsMessage.objects.latest("created_at").text.split("验证码 ")[1][:6]
+    code = last_sms_code()  # what the phone received; SmsMessage keeps the text masked
+    assert code not in SmsMessage.objects.latest("created_at").text
     with pytest.raises(DomainError) as exc:
         withdrawal_verify(
             withdrawal_id=w.pk, merchant_id=merchant_alice.pk, code="000000" if code != "000000" else "111111"
@@ -232,8 +234,9 @@ def test_step_up_locks_after_too_many_wrong_codes(merchant_alice, monkeypatch):
         with pytest.raises(DomainError) as exc:
             withdrawal_verify(withdrawal_id=w.pk, merchant_id=merchant_alice.pk, code="abcdef")
         codes.append(exc.value.code)
-    assert codes == ["verification_failed"] * 4 + ["verification_locked"]
-    assert fresh(w).status == Status.AWAITING_VERIFICATION
+    # No sixth guess: after STEPUP_MAX_FAILURES wrong codes a reviewer decides.
+    assert codes == ["verification_failed"] * 4 + ["verification_exhausted"]
+    assert fresh(w).status == Status.PENDING_REVIEW
 
 
 def test_risk_block_rejects_and_releases(merchant_alice, monkeypatch):

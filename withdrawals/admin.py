@@ -5,18 +5,21 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
-from simple_history.admin import SimpleHistoryAdmin
 
 from accounts.models import Merchant
 from channels.models import StatementDifference
+from config.crypto import pii_hash
 from config.errors import DomainError, error_message
+from config.history_admin import SafeHistoryAdmin
 from risk.presenters import explanation_html, labels_html, linked_accounts_html
 
 from .models import Status, Withdrawal, WithdrawalApproval, WithdrawalEvent, WithdrawalPolicy
@@ -90,7 +93,7 @@ class WithdrawalAdmin(admin.ModelAdmin):
         "created_at",
     )
     list_filter = ("status", "risk_outcome", "speed", "channel_code", StuckFilter)
-    search_fields = ("order_no", "merchant__name", "payout_account__account_number", "=id")
+    search_fields = ("order_no", "merchant__name", "=id")
     date_hierarchy = "created_at"
     inlines = [ApprovalInline, EventInline]
     list_select_related = ("merchant",)
@@ -172,6 +175,14 @@ class WithdrawalAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
         return False  # every change goes through the review buttons (services)
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):  # type: ignore[no-untyped-def]
+        """A full payout account number finds its withdrawals by keyed hash (the number is encrypted)."""
+        results, distinct = super().get_search_results(request, queryset, search_term)
+        term = "".join(search_term.split())
+        if term:
+            results = results | queryset.filter(payout_account__account_number_hash=pii_hash("account", term))
+        return results, distinct
 
     @admin.display(description="金额", ordering="amount")
     def amount_yuan(self, obj: Withdrawal) -> str:
@@ -274,7 +285,13 @@ class WithdrawalAdmin(admin.ModelAdmin):
         return custom + super().get_urls()
 
     def _back(self, request: HttpRequest, pk: int) -> HttpResponse:
-        nxt = request.POST.get("next") or reverse("admin:withdrawals_withdrawal_change", args=[pk])
+        """Back to where the reviewer came from — only within this site (an open redirect here would send a
+        reviewer, mid-review, to a look-alike console)."""
+        nxt = request.POST.get("next", "")
+        if not url_has_allowed_host_and_scheme(
+            nxt, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            nxt = reverse("admin:withdrawals_withdrawal_change", args=[pk])
         return HttpResponseRedirect(nxt)
 
     def approve_view(self, request: HttpRequest, pk: int) -> HttpResponse:
@@ -343,6 +360,8 @@ class ReviewQueueAdmin(WithdrawalAdmin):
         return admin.ModelAdmin.get_urls(self)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):  # type: ignore[no-untyped-def]
+        if request.method != "GET" or not self.has_view_permission(request):
+            raise PermissionDenied  # the queue only links to the withdrawal's own page
         return HttpResponseRedirect(reverse("admin:withdrawals_withdrawal_change", args=[object_id]))
 
     def has_view_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
@@ -350,7 +369,7 @@ class ReviewQueueAdmin(WithdrawalAdmin):
 
 
 @admin.register(WithdrawalPolicy)
-class WithdrawalPolicyAdmin(SimpleHistoryAdmin):
+class WithdrawalPolicyAdmin(SafeHistoryAdmin):
     list_display = (
         "name",
         "active",

@@ -74,13 +74,16 @@ def _answer(adapter: str, outcome: CallbackOutcome) -> HttpResponse:
         response = (
             JsonResponse({"code": "SUCCESS", "message": "成功"}, status=200)
             if outcome.accepted
-            else JsonResponse({"code": "FAIL", "message": "验签失败"}, status=401)
+            else JsonResponse({"code": "FAIL", "message": "失败"}, status=401)
         )
     elif outcome.accepted:  # bank-direct: any 2xx acknowledges (docs/bankdirect-protocol.md)
         response = JsonResponse({"received": True, "outcome": outcome.outcome})
     else:
-        response = JsonResponse({"error_code": "SIGNATURE_INVALID", "error_message": outcome.detail[:200]}, status=401)
-    response["X-Callback-Outcome"] = outcome.outcome
+        # Why it failed (signature, freshness, body) is logged in payout_callback_receive, never told to the
+        # sender: a forger learns nothing from trying.
+        response = JsonResponse({"error_code": "REJECTED", "error_message": "callback not accepted"}, status=401)
+    if outcome.accepted:
+        response["X-Callback-Outcome"] = outcome.outcome
     return response
 
 
@@ -94,5 +97,5 @@ def channel_callback_view(request: HttpRequest, channel_code: str) -> HttpRespon
         outcome = payout_callback_receive(channel_code=channel_code, headers=request.headers, body=request.body)
     except ValueError as exc:  # the channel's own config is unusable: let the provider retry later
         log.error("callback for %s cannot be checked: %s", channel_code, exc)
-        return HttpResponse(json.dumps({"error": "channel misconfigured"}), status=503, content_type="application/json")
+        return HttpResponse(json.dumps({"error": "try again later"}), status=503, content_type="application/json")
     return _answer(adapter, outcome)

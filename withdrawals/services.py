@@ -29,6 +29,7 @@ from risk.learning import CompletedWithdrawal, risk_completed_source_register
 from risk.models import RiskLabel, StepUpChallenge
 from risk.services import risk_assess_withdrawal, risk_label_record
 from risk.stepup import (
+    stepup_exhausted_register,
     stepup_face_complete,
     stepup_face_start,
     stepup_issue,
@@ -539,6 +540,30 @@ def withdrawal_resend_code(*, withdrawal_id: int, merchant_id: int) -> None:
     if w.status != Status.AWAITING_VERIFICATION:
         raise DomainError("invalid_state", details={"status": w.status})
     _stepup_start(w)
+
+
+STEPUP_EXHAUSTED_REASON = "验证失败次数过多，转人工审核"
+
+
+def withdrawal_stepup_exhausted(*, withdrawal_id: int) -> Withdrawal | None:
+    """The merchant ran out of step-up guesses (``STEPUP_MAX_FAILURES`` over every code, resends included): no
+    more guesses, a reviewer decides. Nothing happens if the withdrawal is no longer awaiting verification."""
+    with transaction.atomic(durable=True):
+        w = Withdrawal.objects.select_for_update(no_key=True).filter(pk=withdrawal_id).first()
+        if w is None or w.status != Status.AWAITING_VERIFICATION:
+            return None
+        _move(w, "to_review", actor_label="risk", reason=STEPUP_EXHAUSTED_REASON, data={"stepup": "exhausted"})
+        _notify(w, "withdrawal_review", "提现已转人工审核", "验证失败次数过多，这笔提现将由审核员处理，请留意消息。")
+    return w
+
+
+def _stepup_exhausted(subject: str) -> None:
+    kind, _, ref = subject.partition(":")
+    if kind == "withdrawal" and ref.isdigit():
+        withdrawal_stepup_exhausted(withdrawal_id=int(ref))
+
+
+stepup_exhausted_register(_stepup_exhausted)
 
 
 def withdrawal_cancel(

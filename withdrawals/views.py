@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import authenticate, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import redirect_to_login
@@ -31,8 +32,22 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts.models import KycRecord, Merchant, Notification, PayoutAccount, User
 from accounts.services import login_record, names_match, payout_account_add, payout_account_check_receivable
 from config.errors import DomainError, error_message
-from risk.models import SmsMessage, StepUpChallenge
-from risk.stepup import face_provider, totp_device_confirmed, totp_enrol_confirm, totp_enrol_start, totp_qr_svg
+from risk.models import StepUpChallenge
+from risk.sms import InboxMessage, mask_phone, sms_demo_inbox_latest
+from risk.stepup import (
+    face_check_available,
+    face_provider,
+    face_sandbox_controls_enabled,
+    stepup_issue,
+    stepup_sms_retry_after,
+    stepup_verify,
+    totp_current_factor_verify,
+    totp_device_confirmed,
+    totp_enrol_confirm,
+    totp_enrol_start,
+    totp_enrol_subject,
+    totp_qr_svg,
+)
 from wallets.selectors import wallet_balances
 
 from .fees import ARRIVAL_TEXT, policy_current
@@ -479,14 +494,19 @@ def _progress_context(w: Withdrawal) -> dict[str, Any]:
     }
 
 
-def _dev_sms(merchant: Merchant) -> SmsMessage | None:
-    if not (settings.DEBUG or settings.SMS_BACKEND == "console"):
+def _dev_sms(merchant: Merchant) -> dict[str, Any] | None:
+    """Demo mode only: what the merchant's phone last received (the sandbox SMS receiver's inbox), so the demo
+    runs in one browser. Outside demo mode there is nothing to show: codes exist only on the phone."""
+    if not settings.DEMO_MODE:
         return None
     kyc = KycRecord.objects.filter(merchant=merchant).first()
     if kyc is None:
         return None
     # The merchant's own messages only (two merchants may share a phone number).
-    return SmsMessage.objects.filter(merchant_id=merchant.pk, phone=kyc.phone).order_by("-created_at", "-id").first()
+    message: InboxMessage | None = sms_demo_inbox_latest(phone=kyc.phone, out_id_prefix=f"m{merchant.pk}-")
+    if message is None:
+        return None
+    return {"text": message.text, "at": message.at, "phone": mask_phone(kyc.phone)}
 
 
 def _retry_default(w: Withdrawal, usable: list[PayoutAccount]) -> int | None:
@@ -512,7 +532,10 @@ def withdrawal_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "verify_form": VerifyCodeForm() if awaiting and method != StepUpChallenge.Method.FACE else None,
         "stepup_method": method,
         "face_session": _face_session(w) if method == StepUpChallenge.Method.FACE else None,
+        "face_available": awaiting and face_check_available(),
+        "face_sandbox": face_sandbox_controls_enabled(),
         "dev_sms": _dev_sms(merchant) if awaiting and method == StepUpChallenge.Method.SMS else None,
+        "resend_wait": stepup_sms_retry_after(subject=f"withdrawal:{w.pk}") if awaiting else 0,
         "speed_label": Speed(w.speed).label,
     }
     retried_by = Withdrawal.objects.filter(retry_of=w).only("pk", "order_no", "status").first()
@@ -616,12 +639,12 @@ def withdrawal_face_start_view(request: HttpRequest, pk: int) -> HttpResponse:
 @merchant_required
 @require_POST
 def withdrawal_face_complete_view(request: HttpRequest, pk: int) -> HttpResponse:
-    """The face check page came back. In the sandbox the page also plays the merchant's capture (pass / fail);
-    the result is always asked of the provider, never taken from the browser."""
+    """The face check page came back. In demo mode only, the page also plays the merchant's capture (pass /
+    fail) at the sandbox provider; the result is always asked of the provider, never taken from the browser."""
     merchant = _merchant(request)
     w = _own_withdrawal(request, pk)
     sandbox = request.POST.get("sandbox")
-    if sandbox in ("pass", "fail") and (settings.DEBUG or face_provider().name == "sandbox"):
+    if sandbox in ("pass", "fail") and face_sandbox_controls_enabled():
         face_provider().sandbox_capture(session_id=_face_session(w), passed=sandbox == "pass")
     return _post_action(
         request,
@@ -632,42 +655,118 @@ def withdrawal_face_complete_view(request: HttpRequest, pk: int) -> HttpResponse
 
 
 # --- security: TOTP authenticator enrolment ---------------------------------------------------------------
+TOTP_PENDING_KEY = "_totp_pending_device"
+TOTP_PENDING_SECONDS = 10 * 60
+
+
+def _pending_totp_device(request: HttpRequest, user: User):  # type: ignore[no-untyped-def]
+    """The device this session was shown a key for, after re-authenticating (10 minutes)."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    pending = request.session.get(TOTP_PENDING_KEY)
+    if not isinstance(pending, dict) or timezone.now().timestamp() - float(pending.get("at", 0)) > TOTP_PENDING_SECONDS:
+        return None
+    return TOTPDevice.objects.filter(user=user, confirmed=False, pk=int(pending.get("id", 0))).first()
+
+
+def _totp_reauthenticate(request: HttpRequest, user: User, *, enrolled: bool) -> str:
+    """Password and the current second factor (the authenticator being replaced, else an SMS code to the KYC
+    phone). A wrong password is a failed login for the lockout. Returns an error message, '' when both hold."""
+    if authenticate(request, username=user.get_username(), password=request.POST.get("password", "")) is None:
+        return error_message("reauthentication_failed")
+    code = request.POST.get("current_code", "").strip()
+    try:
+        if enrolled:
+            totp_current_factor_verify(user=user, code=code)
+        else:
+            stepup_verify(subject=totp_enrol_subject(user_id=user.pk), code=code)
+    except DomainError as exc:
+        return exc.message if exc.code != "verification_failed" else error_message("reauthentication_failed")
+    return ""
+
+
 @merchant_required
 @require_http_methods(["GET", "POST"])
 def security_totp(request: HttpRequest) -> HttpResponse:
+    """Bind or replace the authenticator. A stolen session is not enough: the page shows a key only after the
+    password and the current factor, the key is new each time, and only this session can confirm it."""
     user = _actor(request)
-    enrolled = totp_device_confirmed(user_ids=[user.pk])
+    merchant = _merchant(request)
+    enrolled = totp_device_confirmed(user_ids=[user.pk]) is not None
+    pending = _pending_totp_device(request, user)
     error = ""
-    if request.method == "POST":
+    action = request.POST.get("action", "") if request.method == "POST" else ""
+    if action == "send_code" and not enrolled:
+        kyc = KycRecord.objects.filter(merchant=merchant).first()
+        try:
+            if kyc is None:
+                raise DomainError("kyc_required")
+            stepup_issue(subject=totp_enrol_subject(user_id=user.pk), merchant_id=merchant.pk, phone=kyc.phone)
+        except DomainError as exc:
+            error = _wait_message(exc)
+        else:
+            messages.success(request, "验证码已发送到您实名认证的手机")
+            return redirect("merchant:security_totp")
+    elif action == "reauth":
+        error = _totp_reauthenticate(request, user, enrolled=enrolled)
+        if getattr(request, "axes_locked_out", False):
+            logout(request)  # AxesMiddleware answers with the lockout page
+            return redirect("merchant:login")
+        if not error:
+            pending = totp_enrol_start(user=user)
+            request.session[TOTP_PENDING_KEY] = {"id": pending.pk, "at": timezone.now().timestamp()}
+    elif action == "confirm":
         form = VerifyCodeForm(request.POST)
-        if form.is_valid():
+        if pending is None:
+            error = "请先验证登录密码和当前验证码"
+        elif not form.is_valid():
+            error = form.errors["code"].as_text().removeprefix("* ")
+        else:
             try:
-                totp_enrol_confirm(user=user, code=form.cleaned_data["code"])
+                totp_enrol_confirm(user=user, code=form.cleaned_data["code"], device_id=pending.pk)
             except DomainError as exc:
                 error = exc.message
             else:
+                request.session.pop(TOTP_PENDING_KEY, None)
                 messages.success(request, "身份验证器已绑定，之后需要验证的提现将使用动态口令")
                 return redirect("merchant:security_totp")
-        else:
-            error = form.errors["code"].as_text().removeprefix("* ")
-    device = totp_enrol_start(user=user)
+    kyc = KycRecord.objects.filter(merchant=merchant).first()
     return render(
         request,
         "merchant/security_totp.html",
-        {"enrolled": enrolled, "qr_svg": totp_qr_svg(device), "error": error, "nav": "security"},
+        {
+            "enrolled": enrolled,
+            "pending": pending is not None,
+            "qr_svg": totp_qr_svg(pending) if pending is not None else "",
+            "error": error,
+            "phone_masked": mask_phone(kyc.phone) if kyc else "",
+            "dev_sms": _dev_sms(merchant) if not enrolled and pending is None else None,
+            "nav": "security",
+        },
+        status=400 if error else 200,
     )
+
+
+def _wait_message(exc: DomainError) -> str:
+    wait = exc.details.get("retry_after") if exc.code == "stepup_resend_too_soon" else None
+    return f"验证码已发送，请 {wait} 秒后再重新获取" if wait else exc.message
 
 
 @merchant_required
 @require_POST
 def withdrawal_resend_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """A new code, at most once a minute and a few times a day (risk.stepup); a resend gives no new guesses."""
     merchant = _merchant(request)
-    return _post_action(
-        request,
-        pk,
-        lambda: withdrawal_resend_code(withdrawal_id=pk, merchant_id=merchant.pk),
-        "验证码已重新发送",
-    )
+    _own_withdrawal(request, pk)
+    try:
+        withdrawal_resend_code(withdrawal_id=pk, merchant_id=merchant.pk)
+    except DomainError as exc:
+        if exc.code == "not_found":
+            raise Http404
+        messages.error(request, _wait_message(exc))
+    else:
+        messages.success(request, "验证码已重新发送")
+    return redirect("merchant:withdrawal_detail", pk=pk)
 
 
 @merchant_required

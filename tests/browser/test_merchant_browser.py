@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls the test itself makes are fine.
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -98,7 +99,8 @@ def test_merchant_withdraws_and_sees_failure_explained(page, live_server, mercha
     # --- a good withdrawal, in two steps -----------------------------------------------------------------
     page.goto(f"{base}/withdraw/")
     page.fill("#id_amount", "100.00")
-    page.wait_for_function("document.querySelector('[data-fee-for=instant]').textContent.includes('手续费 ¥')")
+    # Locator waits, not wait_for_function: that evaluates a string in the page, which the CSP (rightly) refuses.
+    expect(page.locator("[data-fee-for=instant]")).to_contain_text("手续费 ¥")
     page.screenshot(path=str(SHOTS / "02-withdraw-step1.png"), full_page=True)
     fee, net = _withdraw(page, base, "100.00")
     assert fee.startswith("¥") and net.startswith("¥")
@@ -124,7 +126,7 @@ def test_merchant_withdraws_and_sees_failure_explained(page, live_server, mercha
     page.click("form.card button[type=submit]")
     assert "已添加银行卡" in page.inner_text(".messages")
 
-    masked = f"{number[:4]} **** {number[-4:]}"
+    masked = f"{number[:4]} **** **** {number[-4:]}"
     _withdraw(page, base, "100.00", account_text=masked)
     page.get_by_role("button", name="确认提现").click()
     page.wait_for_url(re.compile(r"/withdrawals/\d+/$"))
@@ -143,8 +145,9 @@ def test_merchant_withdraws_and_sees_failure_explained(page, live_server, mercha
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), "sideways scrolling"
 
 
-def test_detail_page_follows_the_withdrawal_live(page, live_server, merchant_alice, monkeypatch):  # type: ignore[no-untyped-def]
-    """Step-up with the dev SMS box, then a change made elsewhere shows up without touching the page."""
+def test_detail_page_follows_the_withdrawal_live(page, live_server, merchant_alice, monkeypatch, settings):  # type: ignore[no-untyped-def]
+    """Step-up with the demo SMS box, then a change made elsewhere shows up without touching the page."""
+    settings.DEMO_MODE = True  # the box exists only in demo mode
     from risk.contract import RiskDecision
     from withdrawals.models import Status, Withdrawal
     from withdrawals.services import withdrawal_cancel
@@ -159,8 +162,8 @@ def test_detail_page_follows_the_withdrawal_live(page, live_server, merchant_ali
     _withdraw(page, base, "50.00")
     page.get_by_role("button", name="确认提现").click()
     page.wait_for_url(re.compile(r"/withdrawals/\d+/$"))
-    assert "开发环境短信" in page.inner_text("[data-dev-sms]")
-    code = re.search(r"验证码 (\d{6})", page.inner_text("[data-dev-sms]")).group(1)
+    assert "演示环境短信" in page.inner_text("[data-dev-sms]")
+    code = re.search(r"验证码为 (\d{6})", page.inner_text("[data-dev-sms]")).group(1)
     page.screenshot(path=str(SHOTS / "06-stepup.png"), full_page=True)
     page.fill("#id_code", code)
     page.get_by_role("button", name="验证并出款").click()
@@ -174,7 +177,5 @@ def test_detail_page_follows_the_withdrawal_live(page, live_server, merchant_ali
     pending = Withdrawal.objects.get(status=Status.AWAITING_VERIFICATION)
     # Cancelled from somewhere else (another tab, support): the open page notices on its own.
     withdrawal_cancel(withdrawal_id=pending.pk, merchant_id=merchant_alice.pk)
-    page.wait_for_function(
-        "document.querySelector('[data-status-label]').textContent.trim() === '已取消'", timeout=10_000
-    )
+    expect(page.locator("[data-status-label]")).to_have_text("已取消", timeout=10_000)
     assert page.locator("[data-dev-sms]").count() == 0

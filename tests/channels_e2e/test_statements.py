@@ -11,6 +11,7 @@ from django.utils import timezone
 from accounts.services import api_key_create
 from channels.models import Channel, StatementDifference, StatementImport
 from tests.factories import MerchantFactory, card_for, reviewer
+from tests.staff import staff_client
 from withdrawals.models import Status, Withdrawal
 from withdrawals.reconciliation import (
     reconcile_channels,
@@ -83,8 +84,7 @@ def test_planted_differences_are_exactly_what_reconciliation_finds(platform, dja
 
     # Operations see the differences in the admin, with the resolution buttons.
     admin = django_user_model.objects.create_superuser(username="root", password="pw-12345678")
-    client = Client()
-    client.force_login(admin)
+    client = staff_client(admin)
     page = client.get(f"/admin/payment_channels/statementdifference/{diff_a.pk}/change/")
     assert page.status_code == 200 and "bank confirmed by phone" in page.content.decode()
     listing = client.get("/admin/payment_channels/statementdifference/").content.decode()
@@ -112,17 +112,23 @@ def test_routing_explanation_in_the_api_and_the_admin_and_the_ops_page(platform,
     assert (large.channel_code, large.routing["policy"]) == ("bankdirect", "large_amount_bank_direct")
     assert (fast.channel_code, fast.routing["policy"]) == ("alipay", "instant_fastest")
 
-    api = Client(HTTP_AUTHORIZATION=f"Bearer {api_key_create(merchant=merchant)}")
-    routing = api.get(f"/api/v1/withdrawals/{large.pk}").json()["channel"]["routing"]
+    # The full explanation is stored with the withdrawal and shown to staff in the admin ...
+    routing = large.routing
     assert routing["winner"] == "bankdirect" and routing["why"]
     by_code = {c["channel"]: c for c in routing["candidates"]}
     assert by_code["bankdirect"]["components"]["fee"] >= 0 and "score" in by_code["bankdirect"]
     assert "account kind bank_card not supported" in by_code["wechat"]["why_not"]
     assert by_code["alipay"]["why_not"] == ["amount above channel maximum 5000000"]
+    # ... while the merchant's API sees the chosen channel's name and arrival only (no costs, quotas, rivals).
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {api_key_create(merchant=merchant)}")
+    channel = api.get(f"/api/v1/withdrawals/{large.pk}").json()["channel"]
+    assert channel == {
+        "name": by_code["bankdirect"]["name"],
+        "expected_arrival_seconds": by_code["bankdirect"]["arrival"],
+    }
 
     admin = django_user_model.objects.create_superuser(username="root", password="pw-12345678")
-    client = Client()
-    client.force_login(admin)
+    client = staff_client(admin)
     page = client.get(f"/admin/withdrawals/withdrawal/{large.pk}/change/").content.decode()
     assert "路由解释" in page and "大额：银行直连优先" in page and "amount above channel maximum" in page
     ops = client.get("/admin/ops/")

@@ -10,6 +10,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from accounts.api_auth import ApiLockedOut
 from config.errors import DomainError, error_message
 
 
@@ -31,6 +32,13 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         return response
     if isinstance(exc, exceptions.PermissionDenied):
         return error_response("permission_denied", status_code=403)
+    if isinstance(exc, ApiLockedOut):
+        from config.security import lockout_minutes
+
+        seconds = lockout_minutes(context["request"]._request if context.get("request") else None) * 60
+        locked = error_response("login_locked", status_code=429, details={"retry_after": seconds})
+        locked["Retry-After"] = str(max(1, seconds))
+        return locked
     if isinstance(exc, exceptions.Throttled):
         wait = getattr(exc, "wait", None)
         throttled = error_response("rate_limited", status_code=429, details={"retry_after": wait})

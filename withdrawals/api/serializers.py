@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
 from withdrawals.models import Withdrawal
@@ -19,6 +21,7 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+@extend_schema_field(OpenApiTypes.INT)
 class StrictIntegerField(serializers.Field):
     """An integer given as a JSON number: no strings, no floats, no booleans."""
 
@@ -77,10 +80,30 @@ class WithdrawalSerializer(serializers.ModelSerializer):
 
         return error_message(w.failure_code) if w.failure_code else ""
 
+    @extend_schema_field(
+        inline_serializer(
+            name="WithdrawalChannel",
+            fields={"name": serializers.CharField(), "expected_arrival_seconds": serializers.IntegerField()},
+            allow_null=True,
+        )
+    )
     def get_channel(self, w: Withdrawal) -> dict[str, Any] | None:
+        """The chosen channel's name and expected arrival — nothing of how it was chosen (our costs, quotas,
+        scoring weights, the channels not chosen): the full routing explanation is for staff, in the admin."""
         if not w.channel_code:
             return None
-        return {"code": w.channel_code, "routing": w.routing}
+        chosen = next(
+            (c for c in (w.routing or {}).get("candidates", []) if c.get("channel") == w.channel_code),
+            None,
+        )
+        if chosen is None:
+            from channels.models import Channel
+
+            channel = Channel.objects.filter(code=w.channel_code).only("name", "expected_arrival_seconds").first()
+            if channel is None:
+                return None
+            return {"name": channel.name, "expected_arrival_seconds": channel.expected_arrival_seconds}
+        return {"name": chosen.get("name", ""), "expected_arrival_seconds": chosen.get("arrival")}
 
     def get_retried_by(self, w: Withdrawal) -> int | None:
         """The one retry of a failed withdrawal, if it was retried."""

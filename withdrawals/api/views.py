@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from rest_framework import status
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -11,9 +12,10 @@ from accounts.api_auth import ApiClient
 from accounts.models import Merchant
 from config.errors import DomainError
 from wallets.selectors import wallet_balances
-from withdrawals.models import Withdrawal
+from withdrawals.models import Status, Withdrawal
 from withdrawals.services import withdrawal_cancel, withdrawal_submit
 
+from .schema import ErrorBody, WalletBody
 from .serializers import WithdrawalCreateSerializer, WithdrawalSerializer
 
 MAX_PAGE = 100
@@ -30,7 +32,15 @@ def _client_ip(request: Request) -> str:
     return request.META.get("REMOTE_ADDR", "")
 
 
+ERRORS = {400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody, 422: ErrorBody, 429: ErrorBody}
+WithdrawalPage = inline_serializer(
+    name="WithdrawalPage",
+    fields={"results": WithdrawalSerializer(many=True), "next_before": serializers.IntegerField(allow_null=True)},
+)
+
+
 class WalletView(APIView):
+    @extend_schema(operation_id="wallet_get", responses={200: WalletBody, **ERRORS})
     def get(self, request: Request) -> Response:
         b = wallet_balances(merchant_id=_merchant(request).pk)
         return Response(
@@ -45,9 +55,20 @@ class WalletView(APIView):
 
 
 class WithdrawalListView(APIView):
+    @extend_schema(
+        operation_id="withdrawals_list",
+        parameters=[
+            OpenApiParameter("status", str, enum=list(Status.values)),
+            OpenApiParameter("limit", int),
+            OpenApiParameter("before", int),
+        ],
+        responses={200: WithdrawalPage, **ERRORS},
+    )
     def get(self, request: Request) -> Response:
         qs = Withdrawal.objects.filter(merchant=_merchant(request)).order_by("-created_at", "-pk")
         if status_filter := request.query_params.get("status"):
+            if status_filter not in Status.values:
+                raise DomainError("invalid_request", details={"status": f"one of {', '.join(Status.values)}"})
             qs = qs.filter(status=status_filter)
         try:
             limit = min(max(int(request.query_params.get("limit", 20)), 1), MAX_PAGE)
@@ -60,6 +81,12 @@ class WithdrawalListView(APIView):
         data = WithdrawalSerializer(rows[:limit], many=True).data
         return Response({"results": data, "next_before": rows[limit - 1].pk if len(rows) > limit else None})
 
+    @extend_schema(
+        operation_id="withdrawals_create",
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)],
+        request=WithdrawalCreateSerializer,
+        responses={201: WithdrawalSerializer, 200: WithdrawalSerializer, **ERRORS},
+    )
     def post(self, request: Request) -> Response:
         key = request.headers.get("Idempotency-Key", "").strip()
         if not key:
@@ -84,6 +111,7 @@ class WithdrawalListView(APIView):
 
 
 class WithdrawalDetailView(APIView):
+    @extend_schema(operation_id="withdrawals_get", responses={200: WithdrawalSerializer, **ERRORS})
     def get(self, request: Request, pk: int) -> Response:
         w = Withdrawal.objects.filter(pk=pk, merchant=_merchant(request)).first()
         if w is None:
@@ -92,6 +120,7 @@ class WithdrawalDetailView(APIView):
 
 
 class WithdrawalCancelView(APIView):
+    @extend_schema(operation_id="withdrawals_cancel", request=None, responses={200: WithdrawalSerializer, **ERRORS})
     def post(self, request: Request, pk: int) -> Response:
         if not Withdrawal.objects.filter(pk=pk, merchant=_merchant(request)).exists():
             raise DomainError("not_found")

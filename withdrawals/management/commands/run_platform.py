@@ -1,6 +1,8 @@
-"""`make run`: migrate, seed the demo, then run the web server, a real Celery worker (with beat) and the
-sandbox gateway as child processes until Ctrl-C. Uses whatever DATABASE_URL / CELERY_BROKER_URL say; with
-neither set that is SQLite and the filesystem broker, so it needs no server."""
+"""`make run`: migrate, seed the demo, then run the web server, a real Celery worker (with beat), the sandbox
+gateway and the sandbox SMS receiver as child processes until Ctrl-C. Uses whatever DATABASE_URL /
+CELERY_BROKER_URL say; with neither set that is SQLite and the filesystem broker, so it needs no server.
+
+It is the demo: it runs only in demo mode (DEMO_MODE=1 with DJANGO_DEBUG=1, both set by `make run`)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 
 class Command(BaseCommand):
@@ -26,6 +28,8 @@ class Command(BaseCommand):
         parser.add_argument("--no-seed", action="store_true")
 
     def handle(self, *args, **o):  # type: ignore[no-untyped-def]
+        if not settings.DEMO_MODE:
+            raise CommandError("run_platform is the demo: run it with DEMO_MODE=1 DJANGO_DEBUG=1 (`make run` does)")
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         python = sys.executable
@@ -54,6 +58,10 @@ class Command(BaseCommand):
                 ],
             )
             self._wait_for_gateway()
+        # The merchants' "phones": the Alibaba Cloud SMS stand-in the SMS provider points at in demo mode.
+        sms_port = settings.SMS_SANDBOX_URL.rstrip("/").rsplit(":", 1)[-1]
+        start("sms", [python, "manage.py", "sandbox_sms", "--port", sms_port, "--quiet"])
+        self._wait_for(settings.SMS_SANDBOX_URL.rstrip("/") + "/_sandbox/health", "sandbox SMS receiver")
         if not o["no_seed"]:
             settings.PLATFORM_BASE_URL = env["PLATFORM_BASE_URL"]  # the channels' notify_url points here
             call_command("seed_demo")
@@ -83,11 +91,14 @@ class Command(BaseCommand):
                 f"\nPlatform running (database: {db['ENGINE'].rsplit('.', 1)[-1]}, broker: {settings.CELERY_BROKER_URL.split('://')[0]})\n"
                 f"  Merchant site : {base}/            (alice / bob / carol, password demo-pass-2026)\n"
                 f"  Review admin  : {base}/admin/      "
-                f"(reviewer, reviewer2, senior, compliance, ops, admin; same password)\n"
+                f"(reviewer, reviewer2, senior, compliance, ops, admin; same password, then the TOTP code the "
+                f"code page shows in demo mode)\n"
                 f"  Partner API   : {base}/api/v1/     (Authorization: Bearer <API key printed above>)\n"
                 f"  Operations    : {base}/admin/ops/  (channel health, breakers, alerts; user ops or admin)\n"
                 f"  Monitoring    : {base}/metrics  {base}/healthz/ready\n"
                 f"  Gateway       : {settings.SANDBOX_GATEWAY_URL}/_control/  (fault scripts: docs/channels.md)\n"
+                f"  SMS phones    : {settings.SMS_SANDBOX_URL.rstrip('/')}/_sandbox/inbox?phone=…  "
+                f"(codes also appear on the withdrawal page in demo mode)\n"
                 f"Press Ctrl-C to stop.\n"
             )
         )
@@ -119,7 +130,9 @@ class Command(BaseCommand):
                     proc.kill()
 
     def _wait_for_gateway(self, timeout: float = 30.0) -> None:
-        url = settings.SANDBOX_GATEWAY_URL.rstrip("/") + "/_control/health"
+        self._wait_for(settings.SANDBOX_GATEWAY_URL.rstrip("/") + "/_control/health", "sandbox gateway", timeout)
+
+    def _wait_for(self, url: str, what: str, timeout: float = 30.0) -> None:
         deadline = time.time() + timeout
         while time.time() < deadline:
             try:
@@ -129,4 +142,4 @@ class Command(BaseCommand):
             except OSError:
                 pass
             time.sleep(0.2)
-        self.stderr.write(f"sandbox gateway did not answer at {url} within {timeout:.0f}s; seeding anyway")
+        self.stderr.write(f"{what} did not answer at {url} within {timeout:.0f}s; going on anyway")

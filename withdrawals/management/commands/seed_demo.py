@@ -1,11 +1,17 @@
-"""Demo data: merchants with balances and cards for every sandbox path, reviewers, channels. Idempotent."""
+"""Demo data: merchants with balances and cards for every sandbox path, reviewers, channels. Idempotent.
 
+Demo mode only (``DEMO_MODE=1``, which settings allow only with ``DJANGO_DEBUG=1``): the users share a known
+password, the merchants get fixed API keys and the staff fixed TOTP seeds, all printed on every start."""
+
+import base64
+import hashlib
+import hmac
 import json
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import ApiKey, Merchant, User
 from accounts.roles import roles_sync
@@ -16,6 +22,28 @@ from wallets.services import merchant_sale_settle, reserve_adjust, sale_credit
 from withdrawals.fees import policy_current
 
 PASSWORD = "demo-pass-2026"
+
+
+def demo_totp_key(username: str) -> str:
+    """A fixed TOTP seed per demo staff user (hex, 20 bytes), printed at start; the code page shows the current
+    code of these devices in demo mode, so the whole demo runs in one browser."""
+    return hmac.new(b"demo-staff-totp-not-for-production", username.encode(), hashlib.sha1).hexdigest()
+
+
+def demo_totp_seed_base32(username: str) -> str:
+    return base64.b32encode(bytes.fromhex(demo_totp_key(username))).decode().rstrip("=")
+
+
+def seed_staff_totp(user: User) -> None:
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from config.admin_site import DEMO_DEVICE_NAME
+
+    TOTPDevice.objects.get_or_create(
+        user=user,
+        name=DEMO_DEVICE_NAME,
+        defaults={"key": demo_totp_key(user.get_username()), "confirmed": True},
+    )
 
 
 def demo_api_key(username: str) -> str:
@@ -151,16 +179,22 @@ class Command(BaseCommand):
     help = "Seed demo merchants, staff and channels (safe to run again)."
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+        if not settings.DEMO_MODE:
+            raise CommandError(
+                "seed_demo creates users with a known password, fixed API keys and fixed staff TOTP seeds: it runs "
+                "only in demo mode (DEMO_MODE=1 with DJANGO_DEBUG=1; `make run` sets both)"
+            )
         roles_sync()
         policy_current()
         for username, _label, group in STAFF:
-            if User.objects.filter(username=username).exists():
-                continue
-            if group is None:
-                User.objects.create_superuser(username=username, password=PASSWORD, email="")
-            else:
-                user = User.objects.create_user(username=username, password=PASSWORD, is_staff=True)
-                user.groups.add(Group.objects.get(name=group))
+            staff = User.objects.filter(username=username).first()
+            if staff is None:
+                if group is None:
+                    staff = User.objects.create_superuser(username=username, password=PASSWORD, email="")
+                else:
+                    staff = User.objects.create_user(username=username, password=PASSWORD, is_staff=True)
+                    staff.groups.add(Group.objects.get(name=group))
+            seed_staff_totp(staff)
         lines = []
         for index, (username, shop, real_name, id_number, category, credit, reserve, suffixes) in enumerate(
             MERCHANTS, start=1
@@ -223,6 +257,12 @@ class Command(BaseCommand):
         for line in lines:
             self.stdout.write(line)
         self.stdout.write(f"Staff (password {PASSWORD}): " + ", ".join(f"{u} ({label})" for u, label, _ in STAFF))
+        self.stdout.write(
+            "Staff second factor: after the password the admin asks for a TOTP code; in demo mode the code page "
+            "shows the current code. To use an authenticator app instead, add these seeds:"
+        )
+        for username, _label, _group in STAFF:
+            self.stdout.write(f"  {username:<11} TOTP seed {demo_totp_seed_base32(username)}")
         self.stdout.write(
             "Sandbox cards: ending 11 fails (invalid account), 22 frozen, 33 times out then pays, "
             "44 pays after ~20 s, 55 busy twice, 66 lost request, 77 name mismatch, 88 bank return."

@@ -56,6 +56,8 @@
     document.addEventListener("submit", function (ev) {
       var form = ev.target;
       if (form.dataset.submitting === "1") { ev.preventDefault(); return; }
+      // data-confirm replaces inline onsubmit handlers, which the Content-Security-Policy does not run.
+      if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) { ev.preventDefault(); return; }
       form.dataset.submitting = "1";
       var buttons = form.querySelectorAll("button[type=submit], button:not([type])");
       for (var i = 0; i < buttons.length; i++) {
