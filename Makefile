@@ -57,3 +57,12 @@ serve: $(STAMP)
 chaos: $(STAMP)
 	bash scripts/services.sh
 	$(BIN)/python scripts/chaos.py $(CHAOS_ARGS)
+
+# The deterministic simulation (simulation/): the platform over simulated days against a fresh PostgreSQL
+# database (kamen_sim, recreated per seed), with faults from the seed. make simulate SEED=3 DAYS=90
+# SIM_ARGS="--seeds 1,2,3 --profile harsh --sweep-every 15" (see python scripts/simulate.py --help).
+.PHONY: simulate
+simulate: $(STAMP)
+	bash scripts/services.sh
+	DATABASE_URL=$${SIM_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/kamen_sim} \
+		$(BIN)/python scripts/simulate.py --seed $(or $(SEED),1) --days $(or $(DAYS),7) $(SIM_ARGS)
