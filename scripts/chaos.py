@@ -27,6 +27,7 @@ lines, writes var/chaos/report.txt, and exits 1 when an invariant failed (2 when
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import datetime as dt
 import io
@@ -35,6 +36,7 @@ import math
 import os
 import random
 import re
+import secrets
 import shutil
 import signal
 import sys
@@ -54,6 +56,8 @@ from platform_procs import (
     gateway_argv,
     postgres_problem,
     redis_problem,
+    sandbox_sms_env,
+    sms_argv,
     wait_http,
     web_argv,
     worker_argv,
@@ -99,6 +103,7 @@ class Config:
     run_dir: Path
     web_port: int = 0
     gateway_port: int = 0
+    sms_port: int = 0
 
     @property
     def database_url(self) -> str:
@@ -125,6 +130,10 @@ def child_env(cfg: Config, secret: str) -> dict[str, str]:
         "DJANGO_DEBUG": "0",
         "DJANGO_SECRET_KEY": secret,
         "DJANGO_REQUIRE_SECRET": "1",
+        "DJANGO_HTTPS": "0",  # plain http on loopback
+        **(sandbox_sms_env(port=cfg.sms_port, secret=secrets.token_urlsafe(24)) if cfg.sms_port else {}),
+        "FIELD_ENCRYPTION_KEYS": base64.b64encode(os.urandom(32)).decode(),
+        "FIELD_HASH_KEY": base64.b64encode(os.urandom(32)).decode(),
         "DATABASE_URL": cfg.database_url,
         "CELERY_BROKER_URL": cfg.redis_url,
         "CACHE_URL": cfg.redis_url,
@@ -135,13 +144,18 @@ def child_env(cfg: Config, secret: str) -> dict[str, str]:
         "PLATFORM_BASE_URL": cfg.base,
         "GUNICORN_BIND": f"127.0.0.1:{cfg.web_port}",
         "GUNICORN_WORKERS": os.environ.get("CHAOS_WEB_WORKERS", "2"),
-        "SWEEP_INTERVAL_SECONDS": os.environ.get("SWEEP_INTERVAL_SECONDS", "5"),
-        "WITHDRAWAL_REENQUEUE_AFTER_SECONDS": os.environ.get("WITHDRAWAL_REENQUEUE_AFTER_SECONDS", "8"),
+        # A sweeper that fires often and re-enqueues after 3 s sends duplicate tasks while the first is still
+        # talking to the slow channel: the at-least-once delivery every task must tolerate, made frequent.
+        "SWEEP_INTERVAL_SECONDS": os.environ.get("SWEEP_INTERVAL_SECONDS", "3"),
+        "WITHDRAWAL_REENQUEUE_AFTER_SECONDS": os.environ.get("WITHDRAWAL_REENQUEUE_AFTER_SECONDS", "3"),
         "WITHDRAWAL_STUCK_AFTER_SECONDS": os.environ.get("WITHDRAWAL_STUCK_AFTER_SECONDS", "120"),
         "CHANNEL_BREAKER_COOLDOWN_SECONDS": os.environ.get("CHANNEL_BREAKER_COOLDOWN_SECONDS", "10"),
         # At the default 5 % the injected fault rates (and every gateway restart) keep both breakers open and
         # most payouts wait for "no channel" retries; at 25 % Alipay stays usable while bank-direct flaps.
         "CHANNEL_BREAKER_FAILURE_RATE_BP": os.environ.get("CHANNEL_BREAKER_FAILURE_RATE_BP", "2500"),
+        # Payouts from 2,000 yuan go bank-direct first (the "large amounts → bank-direct" policy, default 50,000
+        # yuan): without it routing learns to avoid the sick channel and the flapping one sees almost no traffic.
+        "ROUTING_LARGE_AMOUNT_FEN": os.environ.get("ROUTING_LARGE_AMOUNT_FEN", "200000"),
         "CHANNEL_CALL_TIMEOUT_SECONDS": os.environ.get("CHANNEL_CALL_TIMEOUT_SECONDS", "6"),
         "API_RATE_LIMIT": "6000/min",
         "LOG_LEVEL": "INFO",
@@ -157,6 +171,7 @@ class Merchant:
     api_key: str
     ip: str
     device: str
+    phone: str
     accounts: dict[str, int]  # card suffix -> payout account id
 
 
@@ -308,12 +323,13 @@ def seed(cfg: Config, rng: random.Random) -> tuple[list[Merchant], list[Any]]:
     for i in range(cfg.merchants):
         start = now - dt.timedelta(days=200 + i)
         ip, device = f"127.0.{10 + i}.{20 + i % 200}", f"chaos-device-{cfg.seed}-{i}"
+        phone = f"139{i:04d}{1234 + i % 5000:04d}"  # never ending 0000 (the sandbox KYC's "someone else's")
         name = NAMES[i % len(NAMES)]
         reg = merchant_register(
             name=f"混沌商户{i}",
             real_name=name,
             id_number=id_number(i),
-            phone=f"139{i:04d}{1234 + i % 5000:04d}",  # never ending 0000 (the sandbox KYC's "someone else's")
+            phone=phone,
             ip=ip,
             device=device,
             now=start,
@@ -344,7 +360,7 @@ def seed(cfg: Config, rng: random.Random) -> tuple[list[Merchant], list[Any]]:
         if m.kyc.level < 2:  # a seeding mistake would show up as limit_exceeded answers, not as a finding
             raise RuntimeError(f"chaos merchant {m.pk} reached KYC level {m.kyc.level}, not 2")
         key = api_key_create(merchant=m, label="chaos")
-        merchants.append(Merchant(i, m.pk, key, ip, device, accounts))
+        merchants.append(Merchant(i, m.pk, key, ip, device, phone, accounts))
     return merchants, reviewers
 
 
@@ -445,13 +461,25 @@ def load(run: Run, merchants: list[Merchant], items: list[tuple[float, Submissio
 
 
 # --- people: reviewers approve what risk sent to review, merchants enter their SMS code ------------------------
-def people(run: Run, reviewers: list[Any], until: threading.Event) -> None:
+def people(run: Run, merchants: list[Merchant], reviewers: list[Any], until: threading.Event) -> None:
+    import requests
     from django.db import connection
 
     from config.errors import DomainError
-    from risk.models import SmsMessage
     from withdrawals.models import Status, Withdrawal
     from withdrawals.services import withdrawal_approve, withdrawal_verify
+
+    phones = {m.pk: m.phone for m in merchants}
+
+    def sms_code(merchant_id: int) -> str:
+        """The newest code on the merchant's phone: the sandbox SMS receiver's inbox plays the phone."""
+        inbox = f"http://127.0.0.1:{run.cfg.sms_port}/_sandbox/inbox"
+        try:
+            rows = requests.get(inbox, params={"phone": phones.get(merchant_id, "")}, timeout=5).json()["messages"]
+        except (requests.RequestException, ValueError, KeyError):
+            return ""
+        found = re.search(r"(?<!\d)(\d{6})(?!\d)", rows[0]["text"]) if rows else None
+        return found.group(1) if found else ""
 
     def once() -> None:
         for w in Withdrawal.objects.filter(status=Status.PENDING_REVIEW).order_by("pk")[:50]:
@@ -462,11 +490,10 @@ def people(run: Run, reviewers: list[Any], until: threading.Event) -> None:
                 except DomainError:
                     pass
         for w in Withdrawal.objects.filter(status=Status.AWAITING_VERIFICATION).order_by("pk")[:50]:
-            sms = SmsMessage.objects.filter(merchant_id=w.merchant_id).order_by("-pk").first()
-            code = re.search(r"\b(\d{6})\b", sms.text) if sms else None
+            code = sms_code(w.merchant_id)
             if code:
                 try:
-                    withdrawal_verify(withdrawal_id=w.pk, merchant_id=w.merchant_id, code=code.group(1))
+                    withdrawal_verify(withdrawal_id=w.pk, merchant_id=w.merchant_id, code=code)
                     run.human["sms_verified"] += 1
                 except DomainError:
                     run.human["sms_refused"] += 1
@@ -782,7 +809,7 @@ def check(run: Run, settle_took: float) -> Verdict:
         f"CHAOS SUMMARY seed={cfg.seed} seconds={cfg.seconds:g} rate={cfg.rate:g}/s merchants={cfg.merchants}"
         f" | withdrawals={len(withdrawals)} api={_fmt(api)}"
         f" | faults: {_fmt(faults)}"
-        f" | final: {_fmt(states)}"
+        f" | people: {_fmt(run.human)} | final: {_fmt(states)}"
         f" | payouts/paid min/max={ppp} | lost={len(lost)} stuck={len(stuck)} double_paid={len(double_paid)}"
         f" book_mismatch={book_bad} return_unseen={return_unseen} unbooked_fen={sum(unbooked.values())}"
         f" orphans={len(orphans)} statement_differences={sum(len(v) for v in differences.values())}"
@@ -790,6 +817,21 @@ def check(run: Run, settle_took: float) -> Verdict:
         f" | settled_in={settle_took:.0f}s | {'FAIL' if failed else 'PASS'}"
     )
     report.extend(run.problems)
+    # Evidence for later: every event and the gateway's whole book (the database is dropped by the next run).
+    with (cfg.run_dir / "events.jsonl").open("w") as out:
+        for e in WithdrawalEvent.objects.order_by("withdrawal_id", "created_at", "pk"):
+            row = {
+                "withdrawal": e.withdrawal_id,
+                "order_no": withdrawals[e.withdrawal_id].order_no,
+                "at": e.created_at.astimezone(CST).isoformat(timespec="milliseconds"),
+                "actor": e.actor_label,
+                "from": e.from_status,
+                "to": e.to_status,
+                "reason": e.reason,
+                "data": e.data,
+            }
+            out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+    (cfg.run_dir / "gateway-book.json").write_text(json.dumps(book, indent=1))
     return Verdict(line, failed, offenders, report)
 
 
@@ -870,6 +912,8 @@ def main() -> int:
         print(f"make chaos: {problem}\n  start them with `make services`", file=sys.stderr)
         return 2
     cfg.web_port, cfg.gateway_port = free_port(), free_port()
+    # Production sends step-up codes by SMS only; the sandbox receiver plays the phones (older trees lack it).
+    cfg.sms_port = free_port() if (ROOT / "risk" / "management" / "commands" / "sandbox_sms.py").exists() else 0
     marker = cfg.run_dir / ".chaos-run"
     if cfg.run_dir.exists() and any(cfg.run_dir.iterdir()) and not marker.exists():
         print(f"make chaos: {cfg.run_dir} is not empty and not an earlier chaos run's; not wiping it", file=sys.stderr)
@@ -877,7 +921,7 @@ def main() -> int:
     shutil.rmtree(cfg.run_dir, ignore_errors=True)
     (cfg.run_dir / "logs").mkdir(parents=True)
     marker.touch()
-    env = child_env(cfg, secret=os.urandom(24).hex())
+    env = child_env(cfg, secret=secrets.token_urlsafe(50))
     os.environ.update({k: v for k, v in env.items() if k != "LOG_LEVEL"})
     os.environ["LOG_LEVEL"] = "WARNING"  # this process's own service calls stay quiet; the children log INFO
     procs = Processes(env=env, log_dir=cfg.run_dir / "logs")
@@ -931,7 +975,14 @@ def execute(run: Run, procs: Processes) -> int:
     call_command("migrate", interactive=False, verbosity=0)
     procs.start("gateway", gateway_argv(port=cfg.gateway_port, data_dir=cfg.run_dir / "gateway"))
     if not wait_http(f"{cfg.gateway}/_control/health", timeout=30, proc=procs.items["gateway"].proc):
-        say("the sandbox gateway did not start; see var/chaos/logs/gateway.log")
+        say(f"the sandbox gateway did not start; see {cfg.run_dir / 'logs' / 'gateway.log'}")
+        return 2
+    if cfg.sms_port:
+        procs.start("sms", sms_argv(port=cfg.sms_port))
+    if cfg.sms_port and not wait_http(
+        f"http://127.0.0.1:{cfg.sms_port}/_sandbox/health", timeout=30, proc=procs.items["sms"].proc
+    ):
+        say(f"the sandbox SMS receiver did not start; see {cfg.run_dir / 'logs' / 'sms.log'}")
         return 2
     t0 = time.monotonic()
     merchants, reviewers = seed(cfg, rng)
@@ -954,7 +1005,7 @@ def execute(run: Run, procs: Processes) -> int:
     threads = [
         threading.Thread(target=faults, args=(run, procs, random.Random(cfg.seed + 1)), name="faults", daemon=True),
         threading.Thread(target=flapper, args=(run, random.Random(cfg.seed + 2)), name="flapper", daemon=True),
-        threading.Thread(target=people, args=(run, reviewers, humans_done), name="people", daemon=True),
+        threading.Thread(target=people, args=(run, merchants, reviewers, humans_done), name="people", daemon=True),
     ]
     for t in threads:
         t.start()

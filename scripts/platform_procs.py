@@ -43,6 +43,23 @@ def gateway_argv(*, port: int, data_dir: Path, host: str = "127.0.0.1") -> list[
     ]
 
 
+def sms_argv(*, port: int) -> list[str]:
+    """The sandbox SMS receiver (Alibaba Cloud SendSms protocol, an inbox per phone) on loopback."""
+    return [PYTHON, "manage.py", "sandbox_sms", "--port", str(port), "--quiet"]
+
+
+def sandbox_sms_env(*, port: int, secret: str) -> dict[str, str]:
+    """Production (DJANGO_DEBUG=0) sends step-up codes through Alibaba Cloud SMS only; a run on this machine points
+    it at the sandbox receiver (plain http is allowed on loopback). The receiver checks the same credentials."""
+    return {
+        "SMS_PROVIDER": "aliyun",
+        "ALIYUN_SMS_ENDPOINT": f"http://127.0.0.1:{port}/",
+        "ALIYUN_SMS_ACCESS_KEY_ID": "local-sandbox-sms",
+        "ALIYUN_SMS_ACCESS_KEY_SECRET": secret,
+        "ALIYUN_SMS_TEMPLATE_CODE": "SMS_LOCAL_0001",
+    }
+
+
 def web_argv() -> list[str]:
     """gunicorn with config/gunicorn.conf.py (bind, workers, timeouts and logs come from the environment)."""
     return [PYTHON, "-m", "gunicorn", "-c", str(ROOT / "config" / "gunicorn.conf.py"), "config.wsgi:application"]
