@@ -203,7 +203,8 @@ def test_an_instant_sale_written_unreleased_before_the_fix_is_marked_released_an
     assert ledger_problems() == []
 
 
-def test_the_demo_releases_carols_t_plus_1_sale_one_day_later(sandbox_channel):
+def test_the_demo_releases_carols_t_plus_1_sale_one_day_later(sandbox_channel, settings):
+    settings.DEMO_MODE = True  # seed_demo runs only in demo mode
     with time_machine.travel(T0, tick=False) as clock:
         call_command("seed_demo", stdout=io.StringIO())
         carol = Merchant.objects.get(users__username="carol")
