@@ -120,9 +120,9 @@ def test_live_success_rate_moves_traffic(three):
             channel_code="ali",
             operation="submit",
             kind=ChannelOutcome.Kind.TIMEOUT if i < 8 else ChannelOutcome.Kind.SUCCESS,
-            now=timezone.now(),
+            now=NOON,
         )
-    d = channel_route(account_kind="bank_card", amount=20_000, speed="standard")
+    d = route(20_000)  # at NOON too: the outcomes are inside the health window whatever the machine's speed
     assert d.channel_code == "bank"
     ali = next(c for c in d.explanation["candidates"] if c["channel"] == "ali")
     assert ali["success_rate"] == 0.2 and ali["components"]["reliability"] == 0.8
@@ -130,28 +130,29 @@ def test_live_success_rate_moves_traffic(three):
 
 def test_daily_quota_is_counted_once_per_order_and_released_on_failure(three):
     Channel.objects.filter(code="ali").update(daily_count_limit=2, daily_amount_limit=50_000)
-    assert channel_reserve(code="ali", order_no="A1", amount=20_000).admitted
-    assert channel_reserve(code="ali", order_no="A1", amount=20_000).admitted  # same order: counted once
+    # One business day, named explicitly: a run that crosses midnight must not find a fresh quota.
+    assert channel_reserve(code="ali", order_no="A1", amount=20_000, now=NOON).admitted
+    assert channel_reserve(code="ali", order_no="A1", amount=20_000, now=NOON).admitted  # same order: counted once
     usage = ChannelQuotaUsage.objects.get(channel__code="ali")
     assert (usage.count, usage.amount) == (1, 20_000)
-    assert not channel_reserve(code="ali", order_no="A2", amount=40_000).admitted  # amount quota
-    assert channel_reserve(code="ali", order_no="A3", amount=20_000).admitted
-    assert not channel_reserve(code="ali", order_no="A4", amount=1).admitted  # count quota
-    d = channel_route(account_kind="bank_card", amount=20_000, speed="standard")
+    assert not channel_reserve(code="ali", order_no="A2", amount=40_000, now=NOON).admitted  # amount quota
+    assert channel_reserve(code="ali", order_no="A3", amount=20_000, now=NOON).admitted
+    assert not channel_reserve(code="ali", order_no="A4", amount=1, now=NOON).admitted  # count quota
+    d = route(20_000)
     ali = next(c for c in d.explanation["candidates"] if c["channel"] == "ali")
     assert "daily count quota used up" in ali["why_not"] and d.channel_code == "bank"
     assert channel_quota_release(code="ali", order_no="A3")
     assert not channel_quota_release(code="ali", order_no="A3")  # once
     usage.refresh_from_db()
     assert (usage.count, usage.amount) == (1, 20_000)
-    assert channel_reserve(code="ali", order_no="A4", amount=1).admitted
+    assert channel_reserve(code="ali", order_no="A4", amount=1, now=NOON).admitted
 
 
 def test_an_open_breaker_refuses_admission_and_routing_skips_it(three, settings):
     settings.CHANNEL_BREAKER_MIN_SAMPLES = 5
-    for _ in range(5):
-        channel_outcome_record(channel_code="ali", operation="submit", kind=ChannelOutcome.Kind.TIMEOUT)
+    for _ in range(5):  # all at NOON, and asked at NOON: the cool-down cannot pass behind the test's back
+        channel_outcome_record(channel_code="ali", operation="submit", kind=ChannelOutcome.Kind.TIMEOUT, now=NOON)
     assert ChannelBreaker.objects.get(channel__code="ali").state == ChannelBreaker.State.OPEN
-    assert channel_reserve(code="ali", order_no="X", amount=100).reason == "breaker open"
-    d = channel_route(account_kind="bank_card", amount=20_000, speed="standard")
+    assert channel_reserve(code="ali", order_no="X", amount=100, now=NOON).reason == "breaker open"
+    d = route(20_000)
     assert d.channel_code == "bank"

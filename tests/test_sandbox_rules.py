@@ -16,7 +16,7 @@ def test_cards_are_luhn_valid_and_end_as_asked(suffix):
 
 
 def test_bad_suffix():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="suffix is at most two digits"):
         make_card_number("123")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="suffix is at most two digits"):
         make_card_number("x")

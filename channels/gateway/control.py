@@ -42,12 +42,21 @@ class Control:
         if path == "/reset" and m == "POST":
             self.engine.reset()
             return json_response(200, {"ok": True})
+        if path == "/crash" and m == "GET":
+            return json_response(200, {"armed": self.engine.crash.armed()})
+        if path == "/crash" and m == "POST":  # test only: SIGKILL the gateway when a decision reaches the point
+            body = request.json()
+            self.engine.crash.arm(str(body["point"]), str(body.get("order_no", "")))
+            return json_response(200, {"armed": self.engine.crash.armed()})
         if path == "/clock/advance" and m == "POST":
             self.engine.advance(float(request.json()["seconds"]))
             return json_response(200, {"ok": True})
         if path == "/payouts" and m == "GET":
             payouts = self.engine.store.payouts(channel=q.get("channel", ""), order_no=q.get("order_no", ""))
             return json_response(200, {"payouts": [p.as_dict() for p in payouts]})
+        if path == "/attempts" and m == "GET":
+            count = self.engine.store.attempts(q.get("channel", ""), q.get("order_no", ""))
+            return json_response(200, {"attempts": count})
         if path == "/callbacks" and m == "GET":
             found = self.engine.store.callbacks(channel=q.get("channel", ""), order_no=q.get("order_no", ""))
             return json_response(200, {"callbacks": found})

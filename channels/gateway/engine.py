@@ -12,6 +12,12 @@ Decision order for a *new* order number (first match wins):
 
 A submit for an order number the gateway already holds never creates a second payout: it answers the
 existing payout's current state (or refuses with the dialect's "conflict" code when amount/account differ).
+
+Every decision (a submit, a transition that fell due, a manual one from the control API) is one transaction of
+the store: the attempt count, the payout row written once in the state decided (paid at once is inserted as
+``succeeded``, never as ``processing`` first), its planned return and its callback rows commit together, and the
+callbacks are scheduled only after the commit. A ``kill -9`` at any point leaves the book as it was before the
+decision or after it; a restarted gateway resumes what the book still owes (see ``server.Gateway``).
 """
 
 from __future__ import annotations
@@ -19,21 +25,24 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import math
 import random
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from channels.sandbox_rules import DELAYED_SECONDS, Behaviour, behaviour_for
 
+from .crash import CrashPoints
 from .script import FORCE_DROP, FORCE_TIMEOUT, Script
 from .store import Payout, Store
 
 if TYPE_CHECKING:
-    from .notifier import Notifier, OutgoingCallback
+    from .notifier import Notifier, OutgoingCallback, Recorded
 
 PROCESSING = "processing"
 AWAITING_PAYEE = "awaiting_payee"
@@ -92,7 +101,10 @@ class Engine:
         self.clock = clock
         self.protocols: dict[str, Protocol] = {}
         self.lock = threading.RLock()
+        self.crash = CrashPoints()
         self._rngs: dict[str, random.Random] = {}
+        self._depth = 0
+        self._outbox: list[Recorded] = []
 
     def register(self, protocol: Protocol) -> None:
         self.protocols[protocol.dialect.channel] = protocol
@@ -115,56 +127,85 @@ class Engine:
             self.store.reset()
             self._rngs.clear()
 
+    # --- one decision, one transaction ---------------------------------------------------------------------
+    @contextmanager
+    def decision(self, order_no: str) -> Iterator[None]:
+        """Everything one decision writes (the payout row in its state, its callback rows, the attempt count,
+        a consumed forced code) commits in one transaction, or nothing does; the callbacks it recorded are
+        scheduled only after the commit. A crash anywhere leaves the book as before the decision or after it,
+        never in between. Nested decisions join the outer one."""
+        with self.lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self._depth, self._outbox = 1, []
+            try:
+                with self.store.transaction():
+                    yield
+            finally:
+                self._depth = 0
+                outbox, self._outbox = self._outbox, []
+            self.crash.reached("committed", order_no)
+            for recorded in outbox:
+                self.notifier.schedule(recorded)
+
     # --- submit --------------------------------------------------------------------------------------------
     def submit(self, channel: str, sub: Submission) -> Outcome:
+        self.sleep_latency(channel)
+        with self.decision(sub.order_no):
+            return self._decide(channel, sub)
+
+    def _decide(self, channel: str, sub: Submission) -> Outcome:
         dialect = self.protocols[channel].dialect
         script = self.script(channel)
-        self.sleep_latency(channel, script)
-        with self.lock:
-            attempt = self.store.bump_attempt(channel, sub.order_no)
-            existing = self.store.payout(channel, sub.order_no)
-            if existing is not None:
-                if (existing.amount, existing.account_number) != (sub.amount, sub.account_number):
-                    return Outcome("refuse", code=dialect.codes["conflict"])
-                self.store.update_payout(existing.id, submissions=existing.submissions + 1)
-                return Outcome("answer", self.store.payout(channel, sub.order_no))
-            if script.maintenance:
-                return Outcome("refuse", code=dialect.codes["maintenance"])
+        attempt = self.store.bump_attempt(channel, sub.order_no)
+        existing = self.store.payout(channel, sub.order_no)
+        if existing is not None:
+            if (existing.amount, existing.account_number) != (sub.amount, sub.account_number):
+                return Outcome("refuse", code=dialect.codes["conflict"])
+            self.store.update_payout(existing.id, submissions=existing.submissions + 1)
+            return Outcome("answer", self.store.payout_by_id(existing.id))
+        if script.maintenance:
+            return Outcome("refuse", code=dialect.codes["maintenance"])
 
-            behaviour = behaviour_for(sub.account_number)
-            hang = script.hang_seconds
-            if behaviour == Behaviour.LOST_REQUEST and attempt == 1:
+        behaviour = behaviour_for(sub.account_number)
+        hang = script.hang_seconds
+        if behaviour == Behaviour.LOST_REQUEST and attempt == 1:
+            return Outcome("drop", hang_seconds=hang)
+        if behaviour == Behaviour.TRANSIENT_TWICE and attempt <= 2:
+            return Outcome("refuse", code=dialect.codes["busy"])
+        if behaviour in (Behaviour.INVALID_ACCOUNT, Behaviour.ACCOUNT_FROZEN, Behaviour.NAME_MISMATCH):
+            return Outcome("answer", self._create_failed(channel, sub, behaviour, dialect.codes[behaviour.value]))
+        if behaviour == Behaviour.TIMEOUT_THEN_PAID:
+            return Outcome("withhold", self._create_paid(channel, sub, behaviour, script), hang_seconds=hang)
+        if behaviour != Behaviour.SUCCEED:  # DELAYED, RETURNED
+            return Outcome("answer", self._create_paid(channel, sub, behaviour, script))
+
+        if script.force_codes:
+            forced = script.force_codes.pop(0)
+            self.store.save_script(channel, script.as_dict())
+            if forced == FORCE_DROP:
                 return Outcome("drop", hang_seconds=hang)
-            if behaviour == Behaviour.TRANSIENT_TWICE and attempt <= 2:
-                return Outcome("refuse", code=dialect.codes["busy"])
-            if behaviour in (Behaviour.INVALID_ACCOUNT, Behaviour.ACCOUNT_FROZEN, Behaviour.NAME_MISMATCH):
-                return Outcome("answer", self._create_failed(channel, sub, behaviour, dialect.codes[behaviour.value]))
-            if behaviour == Behaviour.TIMEOUT_THEN_PAID:
+            if forced == FORCE_TIMEOUT:
                 return Outcome("withhold", self._create_paid(channel, sub, behaviour, script), hang_seconds=hang)
-            if behaviour != Behaviour.SUCCEED:  # DELAYED, RETURNED
-                return Outcome("answer", self._create_paid(channel, sub, behaviour, script))
+            return self._code_outcome(channel, sub, behaviour, forced)
 
-            if script.force_codes:
-                forced = script.force_codes.pop(0)
-                self.store.save_script(channel, script.as_dict())
-                if forced == FORCE_DROP:
-                    return Outcome("drop", hang_seconds=hang)
-                if forced == FORCE_TIMEOUT:
-                    return Outcome("withhold", self._create_paid(channel, sub, behaviour, script), hang_seconds=hang)
-                return self._code_outcome(channel, sub, behaviour, forced)
-
-            rng = self._rng(channel)
-            if rng.random() < script.drop_rate:
-                return Outcome("drop", hang_seconds=hang)
-            roll, cumulative = rng.random(), 0.0
-            for code, rate in script.failure_rates.items():
-                cumulative += rate
-                if roll < cumulative:
-                    return self._code_outcome(channel, sub, behaviour, code)
-            payout = self._create_paid(channel, sub, behaviour, script)
-            if rng.random() < script.timeout_rate:
-                return Outcome("withhold", payout, hang_seconds=hang)
-            return Outcome("answer", payout)
+        rng = self._rng(channel)
+        if rng.random() < script.drop_rate:
+            return Outcome("drop", hang_seconds=hang)
+        roll, cumulative = rng.random(), 0.0
+        for code, rate in script.failure_rates.items():
+            cumulative += rate
+            if roll < cumulative:
+                return self._code_outcome(channel, sub, behaviour, code)
+        payout = self._create_paid(channel, sub, behaviour, script)
+        if rng.random() < script.timeout_rate:
+            return Outcome("withhold", payout, hang_seconds=hang)
+        return Outcome("answer", payout)
 
     def sleep_latency(self, channel: str, script: Script | None = None) -> None:
         script = script or self.script(channel)
@@ -180,6 +221,7 @@ class Engine:
         return Outcome("refuse", code=code)
 
     def _insert(self, channel: str, sub: Submission, behaviour: Behaviour, **values: Any) -> Payout:
+        """A new payout, written once, directly in the state the decision gave it."""
         now = self.clock()
         dialect = self.protocols[channel].dialect
         row = {
@@ -200,17 +242,20 @@ class Engine:
             "created_at": now,
             "updated_at": now,
         } | values
-        return self.store.insert_payout(row)
+        if row["status"] == SUCCEEDED:
+            row |= self._planned_return(channel, behaviour.value)
+        payout = self.store.insert_payout(row)
+        self.crash.reached("payout_written", payout.order_no)
+        self._announce(payout)
+        return payout
 
     def _create_failed(self, channel: str, sub: Submission, behaviour: Behaviour, code: str) -> Payout:
-        payout = self._insert(channel, sub, behaviour, status=FAILED, provider_code=code)
-        self._entered(payout)
-        return payout
+        return self._insert(channel, sub, behaviour, status=FAILED, provider_code=code)
 
     def _create_paid(self, channel: str, sub: Submission, behaviour: Behaviour, script: Script) -> Payout:
         dialect = self.protocols[channel].dialect
         if dialect.awaits_payee and not script.auto_confirm:
-            payout = self._insert(
+            return self._insert(
                 channel,
                 sub,
                 behaviour,
@@ -219,56 +264,69 @@ class Engine:
                 due_status=FAILED,
                 due_code=dialect.codes["unclaimed"],
             )
-        else:
-            payout = self._insert(channel, sub, behaviour, status=PROCESSING)
-            payout = self._pay(payout)
-        return payout
+        return self._insert(channel, sub, behaviour, **self._paying(behaviour.value))
 
-    def _pay(self, payout: Payout) -> Payout:
+    def _paying(self, behaviour: str) -> dict[str, Any]:
         """The money moves: at once, or after DELAYED_SECONDS for the DELAYED behaviour."""
-        if payout.behaviour == Behaviour.DELAYED.value:
-            return self._move(
-                payout, PROCESSING, due_at=self.clock() + DELAYED_SECONDS, due_status=SUCCEEDED, due_code=""
-            )
-        return self._move(payout, SUCCEEDED)
+        if behaviour == Behaviour.DELAYED.value:
+            return {
+                "status": PROCESSING,
+                "due_at": self.clock() + DELAYED_SECONDS,
+                "due_status": SUCCEEDED,
+                "due_code": "",
+            }
+        return {"status": SUCCEEDED}
+
+    def _planned_return(self, channel: str, behaviour: str) -> dict[str, Any]:
+        """A payout that succeeds now: will its bank return it later (RETURNED behaviour, or ``return_rate``)?"""
+        script = self.script(channel)
+        if behaviour == Behaviour.RETURNED.value or self._rng(channel).random() < script.return_rate:
+            return {"return_at": self.clock() + script.return_after_seconds}
+        return {}
 
     def _move(self, payout: Payout, status: str, code: str = "", **timers: Any) -> Payout:
+        """Change a payout's state in one statement (inside the caller's decision), then announce it."""
         values: dict[str, Any] = {"status": status, "provider_code": code, "updated_at": self.clock()}
         values |= {"due_at": None, "due_status": "", "due_code": ""} | timers
+        if status == SUCCEEDED and payout.status != SUCCEEDED and payout.return_at is None:
+            values |= self._planned_return(payout.channel, payout.behaviour)
         self.store.update_payout(payout.id, **values)
-        moved = self.store.payout(payout.channel, payout.order_no)
-        assert moved is not None
+        self.crash.reached("payout_written", payout.order_no)
+        moved = self.store.payout_by_id(payout.id)
         if status != payout.status:
-            self._entered(moved)
-        return self.store.payout(payout.channel, payout.order_no) or moved
+            self._announce(moved)
+        return moved
 
-    def _entered(self, payout: Payout) -> None:
-        if payout.status == SUCCEEDED:
-            script = self.script(payout.channel)
-            planned = (
-                payout.behaviour == Behaviour.RETURNED.value or self._rng(payout.channel).random() < script.return_rate
-            )
-            if planned and payout.return_at is None:
-                self.store.update_payout(payout.id, return_at=self.clock() + script.return_after_seconds)
+    def _announce(self, payout: Payout) -> None:
+        """A payout that reached a final state gets its callback row, written in the same decision."""
+        assert self._depth, "a payout changes only inside a decision"
         if payout.status in FINAL:
-            protocol = self.protocols[payout.channel]
-            fresh = self.store.payout(payout.channel, payout.order_no) or payout
-            self.notifier.enqueue(protocol.build_callback(fresh), self.script(payout.channel))
+            callback = self.protocols[payout.channel].build_callback(payout)
+            recorded = self.notifier.record(callback, self.script(payout.channel))
+            if recorded is not None:
+                self._outbox.append(recorded)
+            self.crash.reached("callbacks_written", payout.order_no)
 
     # --- time and manual transitions -----------------------------------------------------------------------
     def tick(self) -> None:
+        """Run every transition that is due: each payout's is one decision of its own."""
         with self.lock:
             now = self.clock()
             for payout in self.store.due_payouts(now):
-                if payout.due_at is not None and payout.due_at <= now:
-                    self._move(payout, payout.due_status, payout.due_code)
-                elif payout.return_at is not None and payout.return_at <= now:
-                    self._return(payout)
+                with self.decision(payout.order_no):
+                    self._run_scheduled(self.store.payout_by_id(payout.id), now)
+
+    def _run_scheduled(self, payout: Payout, now: float) -> Payout:
+        if payout.due_at is not None and payout.due_at <= now:
+            return self._move(payout, payout.due_status, payout.due_code)
+        if payout.return_at is not None and payout.return_at <= now:
+            return self._return(payout)
+        return payout
 
     def _return(self, payout: Payout, code: str = "") -> Payout:
         if payout.status != SUCCEEDED:
             self.store.update_payout(payout.id, return_at=None)
-            return payout
+            return self.store.payout_by_id(payout.id)
         dialect = self.protocols[payout.channel].dialect
         return self._move(payout, RETURNED, code or dialect.codes["returned"], return_at=None)
 
@@ -279,21 +337,21 @@ class Engine:
         self.tick()
 
     def confirm(self, channel: str, order_no: str) -> Payout:
-        with self.lock:
+        with self.decision(order_no):
             payout = self._get(channel, order_no)
             if payout.status != AWAITING_PAYEE:
                 raise StateError(f"payout is {payout.status}, not awaiting the payee")
-            return self._pay(payout)
+            return self._move(payout, **self._paying(payout.behaviour))
 
     def expire(self, channel: str, order_no: str) -> Payout:
-        with self.lock:
+        with self.decision(order_no):
             payout = self._get(channel, order_no)
             if payout.status != AWAITING_PAYEE:
                 raise StateError(f"payout is {payout.status}, not awaiting the payee")
             return self._move(payout, FAILED, self.protocols[channel].dialect.codes["unclaimed"])
 
     def bank_return(self, channel: str, order_no: str, code: str = "") -> Payout:
-        with self.lock:
+        with self.decision(order_no):
             payout = self._get(channel, order_no)
             if payout.status != SUCCEEDED:
                 raise StateError(f"payout is {payout.status}; only a succeeded payout can be returned")
@@ -301,17 +359,11 @@ class Engine:
 
     def settle(self, channel: str, order_no: str) -> Payout:
         """Run the payout's next scheduled transition now (delay over, payee window shut, return due)."""
-        with self.lock:
+        with self.decision(order_no):
             payout = self._get(channel, order_no)
-            now = self.clock()
-            if payout.due_at is not None:
-                self.store.update_payout(payout.id, due_at=now)
-            elif payout.return_at is not None:
-                self.store.update_payout(payout.id, return_at=now)
-            else:
+            if payout.due_at is None and payout.return_at is None:
                 raise StateError(f"payout is {payout.status} with nothing scheduled")
-        self.tick()
-        return self._get(channel, order_no)
+            return self._run_scheduled(payout, math.inf)
 
     def _get(self, channel: str, order_no: str) -> Payout:
         if channel not in self.protocols:

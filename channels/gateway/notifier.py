@@ -1,8 +1,13 @@
-"""Outgoing callbacks: signed by the protocol module, logged here, delivered on a background thread.
+"""Outgoing callbacks: signed by the protocol module, written to the book, delivered on a background thread.
+
+A callback is *recorded* (a row in the book, status ``pending``, with the time it is due) inside the engine's
+transaction that changed the payout, and *scheduled* only once that transaction has committed; a gateway that
+restarts resumes every callback still pending, so a ``kill -9`` between the payout's change and the
+delivery delays the callback but never loses it (at least once, as real providers promise).
 
 Faults from the channel's script are decided once per callback: lost (logged, never sent), duplicate (sent
 twice, byte-identical), late (sent ``callback_late_seconds`` later), out of order (held back until the
-channel's next callback has gone out, or ``callback_late_seconds`` at most). A failed delivery is retried
+channel's next callback has been sent, or ``callback_late_seconds`` at most). A failed delivery is retried
 twice (1 s, 3 s).
 """
 
@@ -23,7 +28,7 @@ from .script import Script
 from .store import Store
 
 RETRY_DELAYS = (1.0, 3.0)
-DELIVERY_TIMEOUT = 3.0
+DELIVERY_TIMEOUT = 10.0  # a receiver on a busy machine may be slow; a timeout here only means a duplicate later
 
 
 @dataclass(frozen=True)
@@ -36,11 +41,22 @@ class OutgoingCallback:
     body: bytes
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """A callback row written inside the engine's transaction: scheduled after the commit."""
+
+    callback_id: int
+    channel: str
+    due: float
+    fault: str
+
+
 @dataclass
 class _Scheduled:
     callback_id: int
     attempt: int = 0
     cancelled: bool = False
+    then: _Scheduled | None = None  # a held-back callback that goes out right after this one has been sent
 
 
 class Notifier:
@@ -69,7 +85,9 @@ class Notifier:
             self._heap.clear()
             self._held.clear()
 
-    def enqueue(self, callback: OutgoingCallback, script: Script) -> int:
+    def record(self, callback: OutgoingCallback, script: Script) -> Recorded | None:
+        """Decide the callback's faults and write it to the book; call inside the engine's transaction and pass
+        the answer to ``schedule`` once it has committed. None: nothing to send (lost, or no notify URL)."""
         rng = self._rng
         if rng.random() < script.callback_lost_rate:
             fault = "lost"
@@ -82,39 +100,51 @@ class Notifier:
         duplicate = fault != "lost" and rng.random() < script.callback_duplicate_rate
         if duplicate:
             fault = f"{fault}+duplicate" if fault else "duplicate"
+        now = time.time()
+        status = "lost" if fault == "lost" else ("pending" if callback.url else "no_url")
+        due = now + (script.callback_late_seconds if fault.startswith(("late", "out_of_order")) else 0.0)
         callback_id = self.store.insert_callback(
             {
                 "channel": callback.channel,
                 "order_no": callback.order_no,
                 "notify_id": callback.notify_id,
-                "status": "lost" if fault == "lost" else "pending",
+                "status": status,
                 "url": callback.url,
                 "headers": json.dumps(callback.headers),
                 "body": callback.body,
                 "fault": fault,
-                "created_at": time.time(),
+                "created_at": now,
+                "due_at": due if status == "pending" else None,
             }
         )
-        if fault == "lost" or not callback.url:
-            if not callback.url:
-                self.store.set_callback_status(callback_id, "no_url")
-            return callback_id
-        now = time.time()
-        delay = script.callback_late_seconds if fault.startswith(("late", "out_of_order")) else 0.0
+        return Recorded(callback_id, callback.channel, due, fault) if status == "pending" else None
+
+    def schedule(self, recorded: Recorded) -> None:
         with self._cond:
-            held = self._held.pop(callback.channel, None)
+            item = _Scheduled(recorded.callback_id)
+            held = self._held.pop(recorded.channel, None)
             if held is not None and not held.cancelled:
-                # The held-back callback goes out right after this one: the receiver sees them swapped.
+                # The held-back callback goes out right after this one has been sent: the receiver sees them
+                # swapped, whatever the machine's load.
                 held.cancelled = True
-                self._push(now + delay + 0.2, _Scheduled(held.callback_id))
-            item = _Scheduled(callback_id)
-            self._push(now + delay, item)
-            if fault.startswith("out_of_order"):
-                self._held[callback.channel] = item
-            if duplicate:
-                self._push(now + delay + 0.1, _Scheduled(callback_id))
+                item.then = _Scheduled(held.callback_id, then=held.then)
+            self._push(recorded.due, item)
+            if recorded.fault.startswith("out_of_order"):
+                self._held[recorded.channel] = item
+            if recorded.fault.endswith("duplicate"):
+                self._push(recorded.due + 0.1, _Scheduled(recorded.callback_id))
             self._cond.notify_all()
-        return callback_id
+
+    def resume(self) -> int:
+        """Schedule every callback the book still owes (after a restart): at its due time, or now if past."""
+        pending = self.store.pending_callbacks()
+        with self._cond:
+            for callback in pending:
+                attempt = min(len(callback["delivery_log"]), len(RETRY_DELAYS))
+                due = callback["due_at"] if callback["due_at"] is not None else callback["created_at"]
+                self._push(due, _Scheduled(callback["id"], attempt))
+            self._cond.notify_all()
+        return len(pending)
 
     def resend(self, callback_id: int) -> None:
         with self._cond:
@@ -159,10 +189,13 @@ class Notifier:
             entry["status"] = exc.code
         except (OSError, ValueError) as exc:
             entry["error"] = str(exc)
-        self.store.record_delivery(item.callback_id, entry, delivered)
+        retry_at = None
         if not delivered and item.attempt < len(RETRY_DELAYS):
-            with self._cond:
-                self._push(time.time() + RETRY_DELAYS[item.attempt], _Scheduled(item.callback_id, item.attempt + 1))
-                self._cond.notify_all()
-        elif not delivered:
-            self.store.set_callback_status(item.callback_id, "failed")
+            retry_at = time.time() + RETRY_DELAYS[item.attempt]
+        self.store.record_delivery(item.callback_id, entry, delivered, retry_at)
+        with self._cond:
+            if retry_at is not None:
+                self._push(retry_at, _Scheduled(item.callback_id, item.attempt + 1))
+            if item.then is not None:
+                self._push(time.time(), item.then)
+            self._cond.notify_all()

@@ -51,6 +51,10 @@ class Gateway:
         return json_response(404, {"error": f"no route for {request.method} {request.path}"})
 
     def start_background(self) -> None:
+        """Resume what the book still owes (a restart after a crash picks up where the last process stopped):
+        callbacks not yet delivered go out, and the ticker's first tick settles payouts whose time came
+        meanwhile (delayed pays, payee windows, planned returns: their times are in the book)."""
+        self.notifier.resume()
         self.notifier.start()
         threading.Thread(target=self._tick_forever, name="gateway-ticker", daemon=True).start()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -14,8 +15,12 @@ import pytest
 from channels.adapters import build_adapter
 from channels.gateway.testing import GatewayClient, free_port, running_gateway
 
-ADAPTER_TIMEOUT = 0.5  # seconds; the gateway withholds answers for HANG_SECONDS, well past it
-HANG_SECONDS = 1.0
+# An answer the gateway gives is never mistaken for a lost one, however busy the machine: adapters wait
+# ADAPTER_TIMEOUT. A withheld answer holds the line HANG_SECONDS, far longer than any adapter here waits, and a
+# call whose answer is withheld is made ``impatient``: it gives up after IMPATIENT_TIMEOUT and sees a timeout.
+ADAPTER_TIMEOUT = 10.0
+HANG_SECONDS = 60.0
+IMPATIENT_TIMEOUT = 2.0
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +74,16 @@ def fresh_gateway(request: pytest.FixtureRequest) -> None:
     client.control("POST", "/reset")
     for channel in ("bankdirect", "alipay", "wechat"):
         client.script(channel, hang_seconds=HANG_SECONDS)
+
+
+@contextmanager
+def impatient(adapter: Any) -> Iterator[Any]:
+    """The adapter, waiting only IMPATIENT_TIMEOUT for answers: for the one call whose answer is withheld."""
+    patient, adapter.transport.timeout = adapter.transport.timeout, IMPATIENT_TIMEOUT
+    try:
+        yield adapter
+    finally:
+        adapter.transport.timeout = patient
 
 
 def adapter_config(gateway: GatewayClient, receiver: Receiver, name: str, **overrides: Any) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from channels.base import (
 )
 from channels.sandbox_rules import make_card_number
 
-from .conftest import order_no
+from .conftest import HANG_SECONDS, impatient, order_no
 
 pytestmark = pytest.mark.gateway
 
@@ -73,12 +73,14 @@ def test_permanent_failures(bankdirect, suffix, reason, provider_code) -> None:
     assert bankdirect.query(request.order_no).reason_code == reason
 
 
-def test_timeout_then_paid_raises_unknown_and_query_settles(bankdirect) -> None:
+def test_timeout_then_paid_raises_unknown_and_query_settles(bankdirect, gateway) -> None:
     request = card_request("33")
     started = time.monotonic()
-    with pytest.raises(ChannelUnknownOutcome) as caught:
+    with pytest.raises(ChannelUnknownOutcome) as caught, impatient(bankdirect):
         bankdirect.submit(request)
-    assert caught.value.action == ErrorAction.QUERY and time.monotonic() - started < 1.0
+    assert (caught.value.action, caught.value.provider_code) == (ErrorAction.QUERY, "TIMEOUT")
+    assert time.monotonic() - started < HANG_SECONDS  # it gave up at its own timeout, not when the line dropped
+    assert gateway.wait_attempts("bankdirect", request.order_no, 1) == 1  # decided (executed), answer withheld
     assert bankdirect.query(request.order_no).status == PayoutStatus.SUCCEEDED
 
 
@@ -110,9 +112,10 @@ def test_transient_twice_then_paid_under_the_same_number(bankdirect, gateway) ->
 
 def test_lost_request_then_resubmit_pays_once(bankdirect, gateway) -> None:
     request = card_request("66")
-    with pytest.raises(ChannelUnknownOutcome) as caught:
+    with pytest.raises(ChannelUnknownOutcome) as caught, impatient(bankdirect):
         bankdirect.submit(request)
     assert (caught.value.reason_code, caught.value.provider_code) == ("channel_timeout", "TIMEOUT")
+    assert gateway.wait_attempts("bankdirect", request.order_no, 1) == 1  # the first request arrived: dropped
     assert bankdirect.query(request.order_no).status == PayoutStatus.NOT_FOUND
     assert bankdirect.submit(request).status == PayoutStatus.SUCCEEDED
     assert len(gateway.payouts("bankdirect", request.order_no)) == 1
@@ -244,7 +247,7 @@ def test_duplicate_callback_parses_identically(bankdirect, gateway, receiver) ->
     request = card_request()
     bankdirect.submit(request)
     [callback] = gateway.wait_callbacks("bankdirect", request.order_no)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30  # bounded polling of another process on a possibly busy machine
     while len(receiver.bodies(request.order_no.encode())) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     first, second = receiver.bodies(request.order_no.encode())

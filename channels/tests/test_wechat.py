@@ -20,7 +20,7 @@ from channels.base import (
     PayoutStatus,
 )
 
-from .conftest import order_no
+from .conftest import impatient, order_no
 
 pytestmark = pytest.mark.gateway
 
@@ -126,9 +126,10 @@ def test_resubmit_differing_is_a_conflict_not_a_failure(wechat, gateway) -> None
 
 def test_lost_request_on_wechat(wechat, gateway) -> None:
     request = wx_request("oUser0066")
-    with pytest.raises(ChannelUnknownOutcome) as caught:
+    with pytest.raises(ChannelUnknownOutcome) as caught, impatient(wechat):
         wechat.submit(request)
     assert (caught.value.reason_code, caught.value.provider_code) == ("channel_timeout", "TIMEOUT")
+    assert gateway.wait_attempts("wechat", request.order_no, 1) == 1  # the first request arrived: dropped
     assert wechat.query(request.order_no).status == PayoutStatus.NOT_FOUND
     assert wechat.submit(request).status == PayoutStatus.AWAITING_PAYEE
 

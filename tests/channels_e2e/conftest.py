@@ -20,10 +20,12 @@ from withdrawals.fees import policy_current
 from withdrawals.models import FINAL_STATES, Status, Withdrawal
 
 # A withheld answer: the gateway holds the line HANG_SECONDS, then hangs up without a word, which the adapter
-# sees as a broken connection (unknown outcome). The adapter timeout is generous so that a merely slow answer on
-# a busy machine is not mistaken for a lost one.
-ADAPTER_TIMEOUT = 3.0
+# sees as a broken connection (unknown outcome). The adapter timeout is far longer, so that a merely slow answer
+# on a busy machine is never mistaken for a lost one (a lost one ends at HANG_SECONDS whatever the timeout).
+ADAPTER_TIMEOUT = 10.0
 HANG_SECONDS = 1.0
+# Bounded polling of the gateway and the live server, generous for a busy machine; a healthy run needs far less.
+SETTLE_SECONDS = 60.0
 
 # code, adapter, kinds, fee fixed, rate bp, fee min, arrival s, max amount
 CHANNELS = {
@@ -62,7 +64,7 @@ class Broker:
             ran += 1
         return ran
 
-    def settle(self, ids: list[int], timeout: float = 30.0) -> list[Withdrawal]:
+    def settle(self, ids: list[int], timeout: float = SETTLE_SECONDS) -> list[Withdrawal]:
         """Run the worker until every withdrawal is final: drain, then do what the sweeper does for the rest
         (re-enqueue approved ones, query in-flight ones), until done or ``timeout``."""
         deadline = time.monotonic() + timeout
@@ -137,7 +139,7 @@ def platform(
     return {"gateway": gateway, "url": live_server.url, "broker": broker, "channels": channels}
 
 
-def wait_for(predicate: Any, timeout: float = 8.0, interval: float = 0.05) -> bool:
+def wait_for(predicate: Any, timeout: float = SETTLE_SECONDS, interval: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

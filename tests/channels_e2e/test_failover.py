@@ -4,10 +4,11 @@ an alert is raised; once it recovers, half-open probes close the breaker again."
 
 from __future__ import annotations
 
-import time
-
 import pytest
+import time_machine
+from django.utils import timezone
 
+from channels.health import breaker_views
 from channels.models import ChannelAlert, ChannelBreaker
 from tests.factories import MerchantFactory
 from withdrawals.models import Status, Withdrawal
@@ -21,9 +22,15 @@ def breaker(code: str) -> ChannelBreaker:
     return ChannelBreaker.objects.get(channel__code=code)
 
 
+COOLDOWN = 60  # seconds of the platform's clock, which only the test moves
+
+
 def test_failing_channel_opens_its_breaker_payouts_fail_over_and_recovery_closes_it(platform, settings):
+    """The platform's clock stands still (time-machine) while payouts run, so the breaker's cool-down cannot
+    elapse behind the test's back however slow the machine is; the test moves the clock past it explicitly.
+    (The gateway keeps real time: the skew stays well inside the signatures' 300 s window.)"""
     settings.CHANNEL_BREAKER_MIN_SAMPLES = 10
-    settings.CHANNEL_BREAKER_COOLDOWN_SECONDS = 2
+    settings.CHANNEL_BREAKER_COOLDOWN_SECONDS = COOLDOWN
     settings.CHANNEL_BREAKER_HALF_OPEN_PROBES = 2
     gw, broker = platform["gateway"], platform["broker"]
     # Bank cards: Alipay is cheapest for 200 yuan (fee 100 fen vs bank-direct's 200), so it is the first choice.
@@ -41,31 +48,35 @@ def test_failing_channel_opens_its_breaker_payouts_fail_over_and_recovery_closes
             broker.drain()
         return broker.settle(ids)
 
-    first = pay(12, 0)
-    assert all(w.status == Status.PAID for w in first)
-    assert breaker("alipay").state == ChannelBreaker.State.OPEN
-    opened_after = next(i for i, w in enumerate(first) if w.channel_code == "bankdirect")
-    # Everything submitted to Alipay before it opened stayed there (queried, resubmitted under the same number)
-    # and was paid there; everything after went to bank-direct.
-    assert {w.channel_code for w in first[:opened_after]} == {"alipay"}
-    assert {w.channel_code for w in first[opened_after:]} == {"bankdirect"}
-    routed = first[-1].routing
-    alipay = next(c for c in routed["candidates"] if c["channel"] == "alipay")
-    assert not alipay["eligible"] and any("circuit breaker open" in r for r in alipay["why_not"])
-    for w in first:  # one payout per order at the gateway, on the channel that paid it
-        assert [p["channel"] for p in gw.payouts(order_no=w.order_no)] == [w.channel_code]
-    alert = ChannelAlert.objects.get(kind=ChannelAlert.Kind.BREAKER_OPENED, channel_code="alipay")
-    assert "熔断" in alert.title and alert.detail["calls"] >= 10
+    with time_machine.travel(timezone.now(), tick=False) as clock:
+        first = pay(12, 0)
+        assert all(w.status == Status.PAID for w in first)
+        assert breaker("alipay").state == ChannelBreaker.State.OPEN
+        opened_after = next(i for i, w in enumerate(first) if w.channel_code == "bankdirect")
+        # Everything submitted to Alipay before it opened stayed there (queried, resubmitted under the same
+        # number) and was paid there; everything after went to bank-direct.
+        assert {w.channel_code for w in first[:opened_after]} == {"alipay"}
+        assert {w.channel_code for w in first[opened_after:]} == {"bankdirect"}
+        routed = first[-1].routing
+        alipay = next(c for c in routed["candidates"] if c["channel"] == "alipay")
+        assert not alipay["eligible"] and any("circuit breaker open" in r for r in alipay["why_not"])
+        for w in first:  # one payout per order at the gateway, on the channel that paid it
+            assert [p["channel"] for p in gw.payouts(order_no=w.order_no)] == [w.channel_code]
+        alert = ChannelAlert.objects.get(kind=ChannelAlert.Kind.BREAKER_OPENED, channel_code="alipay")
+        assert "熔断" in alert.title and alert.detail["calls"] >= 10
 
-    # Alipay recovers; after the cool-down the breaker is half-open and lets probes through.
-    gw.script("alipay", failure_rates={})
-    time.sleep(2.1)
-    second = pay(4, 100)
-    assert all(w.status == Status.PAID for w in second)
-    assert [w.channel_code for w in second[:2]] == ["alipay", "alipay"]  # the probes
-    assert breaker("alipay").state == ChannelBreaker.State.CLOSED
-    assert {w.channel_code for w in second[2:]} == {"alipay"}  # cheapest again
-    assert ChannelAlert.objects.filter(kind=ChannelAlert.Kind.BREAKER_CLOSED, channel_code="alipay").exists()
+        # Alipay recovers; the cool-down passes, the breaker is half-open and lets probes through.
+        gw.script("alipay", failure_rates={})
+        clock.shift(COOLDOWN - 1)
+        assert breaker_views(codes=["alipay"])["alipay"].state == ChannelBreaker.State.OPEN  # not a second early
+        clock.shift(2)
+        assert breaker_views(codes=["alipay"])["alipay"].state == ChannelBreaker.State.HALF_OPEN
+        second = pay(4, 100)
+        assert all(w.status == Status.PAID for w in second)
+        assert [w.channel_code for w in second[:2]] == ["alipay", "alipay"]  # the probes
+        assert breaker("alipay").state == ChannelBreaker.State.CLOSED
+        assert {w.channel_code for w in second[2:]} == {"alipay"}  # cheapest again
+        assert ChannelAlert.objects.filter(kind=ChannelAlert.Kind.BREAKER_CLOSED, channel_code="alipay").exists()
     assert withdrawal_ledger_problems() == []
 
 
