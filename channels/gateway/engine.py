@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from channels.sandbox_rules import DELAYED_SECONDS, Behaviour, behaviour_for
+from channels.sandbox_rules import Behaviour, behaviour_for
 
 from .crash import CrashPoints
 from .script import FORCE_DROP, FORCE_TIMEOUT, Script
@@ -264,14 +264,14 @@ class Engine:
                 due_status=FAILED,
                 due_code=dialect.codes["unclaimed"],
             )
-        return self._insert(channel, sub, behaviour, **self._paying(behaviour.value))
+        return self._insert(channel, sub, behaviour, **self._paying(channel, behaviour.value))
 
-    def _paying(self, behaviour: str) -> dict[str, Any]:
-        """The money moves: at once, or after DELAYED_SECONDS for the DELAYED behaviour."""
+    def _paying(self, channel: str, behaviour: str) -> dict[str, Any]:
+        """The money moves: at once, or after the script's ``delayed_seconds`` for the DELAYED behaviour."""
         if behaviour == Behaviour.DELAYED.value:
             return {
                 "status": PROCESSING,
-                "due_at": self.clock() + DELAYED_SECONDS,
+                "due_at": self.clock() + self.script(channel).delayed_seconds,
                 "due_status": SUCCEEDED,
                 "due_code": "",
             }
@@ -341,7 +341,7 @@ class Engine:
             payout = self._get(channel, order_no)
             if payout.status != AWAITING_PAYEE:
                 raise StateError(f"payout is {payout.status}, not awaiting the payee")
-            return self._move(payout, **self._paying(payout.behaviour))
+            return self._move(payout, **self._paying(channel, payout.behaviour))
 
     def expire(self, channel: str, order_no: str) -> Payout:
         with self.decision(order_no):

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from channels.sandbox_rules import DELAYED_SECONDS
+
 # Pseudo provider codes accepted in ``force_codes``: not answers, but ways of not answering.
 FORCE_TIMEOUT = "TIMEOUT"  # executed, answer withheld past the client's timeout
 FORCE_DROP = "DROP"  # never executed, connection dropped
@@ -46,6 +48,7 @@ class Script:
     callback_out_of_order_rate: float = 0.0  # held back until the channel's next callback has gone out
     force_codes: list[str] = field(default_factory=list)  # consumed one per new submit; also TIMEOUT / DROP
     auto_confirm: bool = False  # WeChat: the payee confirms at once instead of waiting
+    delayed_seconds: float = DELAYED_SECONDS  # how long a DELAYED payout (card ending 44) stays processing
     seed: int | None = None  # seed the channel's random faults (applied on save)
 
     @classmethod
@@ -80,7 +83,7 @@ class Script:
         for name in ("latency_ms", "latency_jitter_ms"):
             if int(getattr(self, name)) < 0:
                 raise ScriptError(f"{name} must be >= 0")
-        for name in ("hang_seconds", "return_after_seconds", "callback_late_seconds"):
+        for name in ("hang_seconds", "return_after_seconds", "callback_late_seconds", "delayed_seconds"):
             if float(getattr(self, name)) < 0:
                 raise ScriptError(f"{name} must be >= 0")
 

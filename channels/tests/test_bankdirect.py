@@ -85,6 +85,7 @@ def test_timeout_then_paid_raises_unknown_and_query_settles(bankdirect, gateway)
 
 
 def test_delayed_stays_processing_until_settled(bankdirect, gateway) -> None:
+    gateway.script("bankdirect", delayed_seconds=3600)  # however slow this machine, it waits for the settle
     request = card_request("44")
     assert bankdirect.submit(request).status == PayoutStatus.PROCESSING
     assert bankdirect.query(request.order_no).status == PayoutStatus.PROCESSING
@@ -93,9 +94,12 @@ def test_delayed_stays_processing_until_settled(bankdirect, gateway) -> None:
 
 
 def test_delayed_settles_when_the_clock_moves(bankdirect, gateway) -> None:
+    gateway.script("bankdirect", delayed_seconds=3600)
     request = card_request("44")
-    bankdirect.submit(request)
-    gateway.control("POST", "/clock/advance", {"seconds": 25})
+    assert bankdirect.submit(request).status == PayoutStatus.PROCESSING
+    gateway.control("POST", "/clock/advance", {"seconds": 3000})
+    assert bankdirect.query(request.order_no).status == PayoutStatus.PROCESSING  # not before its time
+    gateway.control("POST", "/clock/advance", {"seconds": 600})
     assert bankdirect.query(request.order_no).status == PayoutStatus.SUCCEEDED
 
 

@@ -76,6 +76,7 @@ def test_bankdirect_round_trip_paid_by_submit_then_callback_is_a_harmless_duplic
 def test_bankdirect_callback_alone_settles_a_delayed_payout(platform):
     gw, broker = platform["gateway"], platform["broker"]
     only(platform, "bankdirect")
+    gw.script("bankdirect", delayed_seconds=3600)  # it pays when the test says so, not when 20 s have passed
     merchant = MerchantFactory(credit=CREDIT)
     w = submit(merchant, card_for(merchant, "44"))  # accepted, processing at the bank
     broker.queue.clear()
@@ -179,6 +180,7 @@ def test_forged_and_replayed_callbacks_are_refused(platform):
     gw, broker, url = platform["gateway"], platform["broker"], platform["url"]
     only(platform, "bankdirect")
     merchant = MerchantFactory(credit=CREDIT)
+    gw.script("bankdirect", delayed_seconds=3600)  # paid when the test settles it
     w = submit(merchant, card_for(merchant, "44"))
     broker.drain(max_tasks=1)
     broker.queue.clear()
