@@ -7,11 +7,13 @@ import os
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
 from tests.factories import MerchantFactory, card_for
 from withdrawals import payouts
@@ -100,9 +102,8 @@ def test_a_lost_enqueue_is_recovered_by_the_sweeper(real_worker, monkeypatch, se
     w = withdrawal_submit(merchant_id=m.pk, payout_account_id=m.payout_accounts.get(is_default=True).pk, amount=10_000)
     assert dropped and Withdrawal.objects.get(pk=w.withdrawal.pk).status == Status.APPROVED
     monkeypatch.undo()
-    time.sleep(1.5)
-    settings.WITHDRAWAL_REENQUEUE_AFTER_SECONDS = 1
-    counts = payouts.sweep()
+    later = timezone.now() + timedelta(seconds=settings.WITHDRAWAL_REENQUEUE_AFTER_SECONDS + 1)
+    counts = payouts.sweep(now=later)  # the sweeper's clock, moved explicitly: no sleep-and-hope
     assert counts["payout"] == 1
     assert wait_for(w.withdrawal.pk, {Status.PAID}).status == Status.PAID
 
