@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 import time
 import traceback
 from collections import defaultdict
@@ -270,6 +271,8 @@ class Actors:
         # later than the stuck bound, so a stuck withdrawal is still reported.
         self.after(rng.uniform(3, 6) * 3600, lambda: self._impatient(m, withdrawal_id), "impatient")
         if status == Status.AWAITING_VERIFICATION:
+            # Whatever happens to the codes, a merchant who never got through gives up within the day.
+            self.after(rng.uniform(6, 20) * 3600, lambda: self._abandon(m, withdrawal_id), "abandon")
             late = rng.random() < 0.06
             self.after(
                 rng.uniform(400, 900) if late else rng.uniform(10, 200), lambda: self.verify(m, withdrawal_id), "verify"
@@ -279,9 +282,17 @@ class Actors:
         elif status == Status.PENDING_REVIEW and rng.random() < 0.05:
             self.after(rng.uniform(600, 4 * 3600), lambda: self.cancel(m, withdrawal_id, "tired of waiting"), "cancel")
 
+    def _abandon(self, m: SimMerchant, withdrawal_id: int) -> None:
+        if Withdrawal.objects.filter(pk=withdrawal_id, status=Status.AWAITING_VERIFICATION).exists():
+            self.cancel(m, withdrawal_id, "never got through the step-up")
+
     def _impatient(self, m: SimMerchant, withdrawal_id: int) -> None:
-        if Withdrawal.objects.filter(pk=withdrawal_id, status=Status.APPROVED).exists():
+        status = Withdrawal.objects.filter(pk=withdrawal_id).values_list("status", flat=True).first()
+        if status == Status.APPROVED:
             self.cancel(m, withdrawal_id, "still not paid after hours")
+        elif status in (Status.PENDING_REVIEW, Status.AWAITING_VERIFICATION, Status.PROCESSING, Status.OUTCOME_UNKNOWN):
+            rng = self.rng("follow")
+            self.after(rng.uniform(3, 6) * 3600, lambda: self._impatient(m, withdrawal_id), "impatient")
 
     def cancel(self, m: SimMerchant, withdrawal_id: int, why: str) -> None:
         try:
@@ -337,14 +348,15 @@ class Actors:
 
             device = TOTPDevice.objects.filter(user=m.user, confirmed=True).first()
             return totp_token(device) if device is not None else None
-        try:  # the in-process SMS outbox the platform keeps for tests and simulations
+        if "risk.sms" in sys.modules:  # step-up sends through risk.sms: the in-process outbox keeps the code
             from risk.sms import memory_sms_provider
-        except ImportError:  # older platforms: the dev backend recorded the text in SmsMessage
-            sms = SmsMessage.objects.filter(merchant_id=m.id, phone=m.phone).order_by("-created_at", "-id").first()
-            found = CODE.search(sms.text) if sms is not None else None
-            return found.group(1) if found else None
-        sent = memory_sms_provider().last(phone=m.phone)
-        return str(sent.params.get("code", "")) if sent is not None else None
+
+            sent = memory_sms_provider().last(phone=m.phone)
+            return str(sent.params.get("code", "")) if sent is not None else None
+        # Older platforms: the dev SMS backend recorded the text in SmsMessage.
+        sms = SmsMessage.objects.filter(merchant_id=m.id, phone=m.phone).order_by("-created_at", "-id").first()
+        found = CODE.search(sms.text) if sms is not None else None
+        return found.group(1) if found else None
 
     def _answer(self, m: SimMerchant, withdrawal_id: int, code: str, *, expect_ok: bool) -> bool:
         try:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .observer import Observer
 
 H = 3600
+TASKS_PER_HOUR = 240  # payout / query tasks for one withdrawal in one hour (polling backs off to 5 minutes)
 STATE_BOUNDS = {
     Status.SUBMITTED: 60,
     Status.APPROVED: 2 * H,
@@ -61,6 +62,7 @@ class Checker:
         self.records = records
         self.gateway = gateway
         self._post_snapshot: dict[int, tuple[tuple[int, int], ...]] = {}
+        self._reversal_checked: set[int] = set()  # reversals verified once (entries are append-only)
         self._has_retry_link = any(f.name == "retry_of" for f in Withdrawal._meta.get_fields())
         self._tier_threshold = any(f.name == "dual_approval_threshold" for f in MerchantTier._meta.get_fields())
         self.checks = 0
@@ -71,6 +73,15 @@ class Checker:
 
     def check(self) -> None:
         self.checks += 1
+        for wid, n in self.obs.tasks_this_hour.items():
+            if n > TASKS_PER_HOUR:
+                self.fail(
+                    "task_storm",
+                    f"withdrawal {wid} got {n} payout/query tasks in the last hour (bound {TASKS_PER_HOUR}): copies "
+                    "of its polling chain multiply",
+                    wid,
+                )
+        self.obs.tasks_this_hour.clear()
         self.ledger()
         self.custody()
         self.releases()
@@ -382,6 +393,9 @@ class Checker:
         self._post_snapshot[post] = tuple(sorted((acc, amount) for _, amount, acc in legs))
 
     def _reversal(self, wid: int, postings: dict[int, dict[str, Any]]) -> None:
+        if wid in self._reversal_checked:
+            return
+        self._reversal_checked.add(wid)
         entry = postings.get(wid)
         if entry is None or len(entry["posts"]) != 1 or len(entry["reversals"]) != 1:
             self.fail(
@@ -410,13 +424,13 @@ class Checker:
             self.obs.findings[-1].evidence = self.evidence(withdrawal_id)
 
     def evidence(self, withdrawal_id: int) -> list[str]:
-        w = Withdrawal.objects.filter(pk=withdrawal_id).first()
+        w = Withdrawal.objects.filter(pk=withdrawal_id).select_related("payout_account").first()
         if w is None:
             return []
         lines = [
             f"withdrawal {w.pk} {w.order_no} merchant {w.merchant_id} ¥{w.amount / 100:,.2f} fee {w.fee} "
-            f"{w.speed} status {w.status} channel {w.channel_code or '-'} risk {w.risk_outcome} "
-            f"approvals required {w.required_approvals}"
+            f"{w.speed} to {w.payout_account.kind} …{w.payout_account.account_number[-4:]} status {w.status} "
+            f"channel {w.channel_code or '-'} risk {w.risk_outcome} approvals required {w.required_approvals}"
         ]
         repeated, last = 0, None
         for e in w.events.select_related("actor").order_by("created_at", "pk"):

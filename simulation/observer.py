@@ -8,6 +8,10 @@ from collections import Counter, defaultdict
 from datetime import datetime
 from typing import Any
 
+# Payout and query tasks one withdrawal may get in an hour: polling backs off to minutes, so a few dozen is a
+# lot; thousands mean copies of the polling chain multiply, and the run would only get slower.
+STORM_ABORT = 2000
+
 
 @dataclasses.dataclass
 class Finding:
@@ -36,6 +40,8 @@ class Observer:
         self.order_to_withdrawal: dict[str, int] = {}
         self.job_runs: dict[str, list[datetime]] = defaultdict(list)  # task name -> start times (completed runs)
         self._running: dict[str, datetime] = {}
+        self.tasks_this_hour: Counter[int] = Counter()  # payout / query tasks per withdrawal since the last check
+        self.abort = ""  # set when the run cannot usefully go on (a task storm): the scheduler stops
 
     # --- time ----------------------------------------------------------------------------------------------
     @property
@@ -89,7 +95,17 @@ class Observer:
         self.tasks[message.task] += 1
         self._running[message.id] = self.now
         if message.task in ("withdrawals.payout", "withdrawals.query") and message.args:
-            self.trace(message.args[0], f"task {message.task.split('.')[-1]} {message.copy or ''}".rstrip())
+            wid = message.args[0]
+            self.trace(wid, f"task {message.task.split('.')[-1]} {message.copy or ''}".rstrip())
+            self.tasks_this_hour[wid] += 1
+            if self.tasks_this_hour[wid] == STORM_ABORT:
+                self.finding(
+                    "task_storm",
+                    f"withdrawal {wid} got {STORM_ABORT} payout/query tasks within the hour: polling chains multiply; "
+                    "the run stops here",
+                    wid,
+                )
+                self.abort = f"task storm on withdrawal {wid}"
 
     def task_finished(self, message: Any, how: str) -> None:
         started = self._running.pop(message.id, self.now)

@@ -138,11 +138,13 @@ class _Run:
             s.at(hour, self._hourly, "check")
             hour += timedelta(hours=1)
         try:
-            s.run_until(self.settled, stop=lambda: c.stop_on_failure and bool(self.obs.findings))
+            s.run_until(
+                self.settled, stop=lambda: bool(self.obs.abort) or (c.stop_on_failure and bool(self.obs.findings))
+            )
         except SimulationStuck as exc:
             self.obs.finding("simulation_stuck", str(exc))
             return
-        if not (c.stop_on_failure and self.obs.findings):
+        if not self.obs.abort and not (c.stop_on_failure and self.obs.findings):
             self.checker.check()
 
     def _plan(self, day: datetime) -> Callable[[], None]:
