@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import urllib3
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -110,9 +111,19 @@ class Answer:
     body: bytes
 
 
+def _never_connected(exc: requests.RequestException) -> bool:
+    """True when the connection was never established (refused, no route, connect timeout): not one byte of the
+    request left us, so the provider cannot have received it."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+    return isinstance(reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError)
+
+
 class Transport:
-    """One HTTP exchange. Any timeout, refused or broken connection is an *unknown* outcome: the request may
-    have arrived and been executed, so only a query settles it."""
+    """One HTTP exchange. A timeout or a connection broken after it was established is an *unknown* outcome: the
+    request may have arrived and been executed, so only a query settles it. A connection that was never made is
+    a definite refusal (nothing was sent), which lets a payout leave a channel that is down."""
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
@@ -124,11 +135,18 @@ class Transport:
                 method, url, headers=headers, data=body or None, timeout=self.timeout, allow_redirects=False
             )
             content = response.content
-        except requests.Timeout as exc:
-            raise ChannelUnknownOutcome(
-                f"{method} {url} timed out after {self.timeout}s: {exc}", provider_code="TIMEOUT"
-            )
         except requests.RequestException as exc:
+            if _never_connected(exc):
+                raise ChannelRejected(
+                    f"{method} {url} could not connect: {exc}",
+                    reason_code="channel_error",
+                    provider_code="CONNECT_FAILED",
+                    action=ErrorAction.RETRY,
+                )
+            if isinstance(exc, requests.Timeout):
+                raise ChannelUnknownOutcome(
+                    f"{method} {url} timed out after {self.timeout}s: {exc}", provider_code="TIMEOUT"
+                )
             raise ChannelUnknownOutcome(f"{method} {url} failed: {exc}", provider_code="NETWORK_ERROR")
         return Answer(response.status_code, {k.lower(): v for k, v in response.headers.items()}, content)
 

@@ -66,8 +66,10 @@ def test_a_gateway_killed_while_paying_restarts_and_every_withdrawal_is_paid_onc
     assert broker.drain(max_tasks=1) == 1  # the first payout: the gateway dies inside its decision
     assert own_gateway.wait_dead() == -signal.SIGKILL
     assert broker.drain(max_tasks=1) == 1  # the second payout finds nobody listening
-    unknown = Withdrawal.objects.filter(pk__in=ids[:2]).values_list("status", flat=True)
-    assert set(unknown) == {Status.OUTCOME_UNKNOWN}  # no answer is not a failure: the hold stays
+    first_w, second_w = (Withdrawal.objects.get(pk=pk) for pk in ids[:2])
+    assert first_w.status == Status.OUTCOME_UNKNOWN  # sent, no answer: not a failure, the hold stays
+    # Connection refused: nothing was sent, a definite (retryable) refusal; it stays with its channel, held.
+    assert (second_w.status, second_w.channel_sends, second_w.channel_refusals) == (Status.PROCESSING, 1, 1)
 
     gw = own_gateway.start()
     done = broker.settle(ids, timeout=SETTLE_WITHIN)
