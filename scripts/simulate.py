@@ -31,7 +31,7 @@ def main() -> int:
     parser.add_argument("--days", type=float, default=7)
     parser.add_argument("--settle-hours", type=float, default=30)
     parser.add_argument("--merchants", type=int, default=0, help="0: 8–12 chosen by the seed")
-    parser.add_argument("--profile", default="", choices=["", "calm", "moderate", "harsh", "none"])
+    parser.add_argument("--profile", default="", choices=["", "calm", "moderate", "harsh", "flappy", "none"])
     parser.add_argument(
         "--sweep-every", type=float, default=60, help="sweeper interval in seconds (0: the beat schedule's, 15)"
     )

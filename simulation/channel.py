@@ -345,35 +345,34 @@ class SimGateway:
         f = self.faults
         for channel in CHANNELS:
             self.set_script(channel, self._weather(channel))
-        t = start
-        while f.restarts_per_day > 0:
-            t = t + timedelta(seconds=f.dice.expo("episodes", 86400 / f.restarts_per_day))
-            if t >= end:
-                break
-            self.kernel.scheduler.at(t, lambda: self._restart(f.uniform("episodes", 20, 300)), "gateway restart")
+
+        def times(stream: str, per_day: float) -> list[datetime]:
+            """Episode start times: one stream per kind and channel, so a shorter run is a prefix of a longer one."""
+            out: list[datetime] = []
+            t = start
+            while per_day > 0:
+                t = t + timedelta(seconds=f.dice.expo(stream, 86400 / per_day))
+                if t >= end:
+                    return out
+                out.append(t)
+            return out
+
+        for t in times("episodes:restart", f.restarts_per_day):
+            self.kernel.scheduler.at(
+                t, partial(self._restart, f.uniform("episodes:restart:length", 20, 300)), "restart"
+            )
         for channel in CHANNELS:
-            t = start
-            while f.maintenance_per_day > 0:
-                t = t + timedelta(seconds=f.dice.expo("episodes", 86400 / f.maintenance_per_day))
-                if t >= end:
-                    break
-                length = f.uniform("episodes", 300, 2700)
+            for t in times(f"episodes:maintenance:{channel}", f.maintenance_per_day):
+                length = f.uniform(f"episodes:maintenance:{channel}:length", 300, 2700)
                 self.kernel.scheduler.at(t, partial(self._maintenance, channel, length), "maintenance")
-            t = start
-            while f.weather_changes_per_day > 0:
-                t = t + timedelta(seconds=f.dice.expo("episodes", 86400 / f.weather_changes_per_day))
-                if t >= end:
-                    break
+            for t in times(f"episodes:weather:{channel}", f.weather_changes_per_day):
                 self.kernel.scheduler.at(t, partial(self._change_weather, channel), "weather")
-            t = start
-            while f.flaps_per_day > 0:
-                t = t + timedelta(seconds=f.dice.expo("episodes", 86400 / f.flaps_per_day))
-                if t >= end:
-                    break
-                length = f.uniform("episodes", 900, 3600)
+            for t in times(f"episodes:flap:{channel}", f.flaps_per_day):
+                length = f.uniform(f"episodes:flap:{channel}:length", 900, 3600)
                 self.kernel.scheduler.at(t, partial(self._flap, channel, length), "flap")
-                if rush is not None and f.roll("episodes", 0.6):
-                    self.kernel.scheduler.at(t + timedelta(seconds=f.uniform("episodes", 0, length / 2)), rush, "rush")
+                if rush is not None and f.roll(f"episodes:flap:{channel}:rush", 0.6):
+                    when = t + timedelta(seconds=f.uniform(f"episodes:flap:{channel}:rush", 0, length / 2))
+                    self.kernel.scheduler.at(when, rush, "rush")
 
     def _change_weather(self, channel: str) -> None:
         self.set_script(channel, self._weather(channel))
@@ -429,9 +428,13 @@ class SimGateway:
         self.kernel.count_fault(f"flapping:{channel}")
         self.observer.trace(None, f"{channel} flaps for {seconds:.0f}s")
         rng = self.faults.dice.stream("flap")
-        before = {k: self.scripts.get(channel, {}).get(k) for k in ("failure_rates", "maintenance")}
+        before = {k: self.scripts.get(channel, {}).get(k) for k in ("failure_rates", "drop_rate")}
         busy = CHANNEL_CODES[channel]["busy"]
-        self.set_script(channel, {"failure_rates": {busy: round(rng.uniform(0.1, 0.4), 3)}})
+        # Busy answers, and requests dropped before they execute (the caller times out; a query finds nothing).
+        self.set_script(
+            channel,
+            {"failure_rates": {busy: round(rng.uniform(0.1, 0.4), 3)}, "drop_rate": round(rng.uniform(0.05, 0.3), 3)},
+        )
         self.slowness[channel] = (1.0, 9.5)
         end = self.kernel.clock.now + timedelta(seconds=seconds)
         t, on = self.kernel.clock.now, False
@@ -441,7 +444,8 @@ class SimGateway:
             self.kernel.scheduler.at(min(t, end), partial(self.set_script, channel, {"maintenance": on}), "flip")
 
         def over() -> None:
-            self.set_script(channel, {"failure_rates": before["failure_rates"] or {}, "maintenance": False})
+            restore = {"failure_rates": before["failure_rates"] or {}, "drop_rate": before["drop_rate"] or 0.0}
+            self.set_script(channel, {**restore, "maintenance": False})
             self.slowness[channel] = None
 
         self.kernel.scheduler.at(end + timedelta(seconds=1), over, "flap end")

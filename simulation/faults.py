@@ -81,7 +81,7 @@ class FaultPlan:
     def from_seed(cls, seed: int, *, profile: str = "") -> FaultPlan:
         dice = Dice(seed)
         profile = profile or dice.choice("profile", ["calm", "moderate", "harsh"], [0.2, 0.5, 0.3])
-        scale = {"calm": 0.3, "moderate": 1.0, "harsh": 2.5, "none": 0.0}[profile]
+        scale = {"calm": 0.3, "moderate": 1.0, "harsh": 2.5, "flappy": 1.0, "none": 0.0}[profile]
         plan = cls(dice=dice, profile=profile)
         for name in (
             "request_lost_rate",
@@ -109,6 +109,8 @@ class FaultPlan:
             "callback_out_of_order_max",
         ):
             setattr(plan, name, min(getattr(plan, name) * scale, 0.5))
+        if profile == "flappy":  # the channel of defect 1: slow, busy, in and out of maintenance, under load
+            plan.flaps_per_day, plan.slow_spell_rate = 3.0, 0.5
         if profile == "none":
             plan.weather_changes_per_day = 0.0
             plan.payee_unclaimed_rate = 0.0

@@ -259,7 +259,7 @@ def _merchant(
     if totp:
         _enrol_totp(user)
     login_record(merchant=merchant, ip=ip, device=device, now=at)
-    sale_mean = {"small": 60, "medium": 400, "big": 2500}[size] * YUAN
+    sale_mean = {"small": 120, "medium": 800, "big": 5000}[size] * YUAN
     return SimMerchant(
         index=index,
         id=merchant.pk,
@@ -276,7 +276,7 @@ def _merchant(
         devices=[device],
         ip=ip,
         totp=totp,
-        sales_per_day={"small": 14, "medium": 10, "big": 8}[size] * rng.uniform(0.5, 1.5),
+        sales_per_day={"small": 7, "medium": 5, "big": 4}[size] * rng.uniform(0.5, 1.5),
         sale_mean=sale_mean,
         withdrawals_per_day={"small": 2.0, "medium": 3.0, "big": 4.0}[size] * rng.uniform(0.5, 1.5),
     )

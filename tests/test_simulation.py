@@ -23,12 +23,15 @@ DAYS = 7
 # The sweeper and release_due every 5 minutes instead of every 1: each run costs a few milliseconds even when there
 # is nothing to do, and a week has 10,080 minutes. Lost messages are still recovered within minutes; every bound is
 # in hours. A failure prints the make simulate command with the same settings.
-def _config(seed: int, days: float, settle_hours: float = 30) -> SimConfig:
-    return SimConfig(seed=seed, days=days, settle_hours=settle_hours, sweep_every=300, release_every=300)
+def _config(seed: int, days: float, *, profile: str = "", settle_hours: float = 30) -> SimConfig:
+    return SimConfig(
+        seed=seed, days=days, profile=profile, settle_hours=settle_hours, sweep_every=300, release_every=300
+    )
 
 
-# Seeds that once broke an invariant, kept so that what they found stays fixed: (seed, days, what they found).
-REGRESSIONS: list[tuple[int, float, str]] = []
+# Seeds that once broke an invariant, kept so that what they found stays fixed: (seed, days, fault profile, what
+# they found). SEEDS above failed too before the fixes of issue 7 (see the README's Simulation section).
+REGRESSIONS: list[tuple[int, float, str, str]] = []
 
 
 @pytest.fixture(autouse=True)
@@ -47,20 +50,23 @@ def test_a_simulated_week_holds_every_invariant(seed: int) -> None:
     _assert_ok(run_simulation(_config(seed, DAYS)))
 
 
-@pytest.mark.parametrize(("seed", "days", "found"), REGRESSIONS or [pytest.param(0, 0, "", marks=pytest.mark.skip)])
-def test_seeds_that_once_failed_hold_every_invariant(seed: int, days: float, found: str) -> None:
-    _assert_ok(run_simulation(_config(seed, days)))
+@pytest.mark.parametrize(
+    ("seed", "days", "profile", "found"), REGRESSIONS or [pytest.param(0, 0, "", "", marks=pytest.mark.skip)]
+)
+def test_seeds_that_once_failed_hold_every_invariant(seed: int, days: float, profile: str, found: str) -> None:
+    _assert_ok(run_simulation(_config(seed, days, profile=profile)))
 
 
 def test_the_same_seed_makes_the_same_run() -> None:
     """Same seed, same run: the figures (everything but wall-clock time) come out identical."""
-    config = _config(11, 1, settle_hours=6)
+    config = _config(11, 0.75, settle_hours=3)
     first = run_simulation(config)
     call_command("flush", interactive=False, verbosity=0)  # empty again, sequences at 1, as for the first run
     second = run_simulation(config)
 
     def comparable(result: SimResult) -> dict[str, object]:
-        return {k: v for k, v in result.figures.items() if k not in ("wall_seconds", "task_wall_seconds", "logs")}
+        wall = ("wall_seconds", "task_wall_seconds", "other_wall_seconds")
+        return {k: v for k, v in result.figures.items() if k not in wall}
 
     assert comparable(first) == comparable(second)
     assert first.figures["withdrawals_submitted"] > 0
