@@ -284,6 +284,9 @@ WITHDRAWAL_UNKNOWN_ESCALATE_SECONDS = env_int("WITHDRAWAL_UNKNOWN_ESCALATE_SECON
 CHANNEL_CALL_TIMEOUT_SECONDS = env_int("CHANNEL_CALL_TIMEOUT_SECONDS", 10, minimum=1)
 # How long a payout task owns a withdrawal while it talks to the channel (a submit, or a query and a resubmit,
 # each bounded by the call timeout). A killed worker's lease expires after this and the sweeper takes over.
+# A channel's "not found" proves that our earlier requests to it never took effect only once they cannot still be
+# on their way: this long after the last one was sent. Then a payout refused there may move to another channel.
+PAYOUT_IN_FLIGHT_GRACE_SECONDS = env_int("PAYOUT_IN_FLIGHT_GRACE_SECONDS", 120, minimum=0)
 PAYOUT_LEASE_SECONDS = env_int("PAYOUT_LEASE_SECONDS", 3 * CHANNEL_CALL_TIMEOUT_SECONDS + 30, minimum=5)
 SANDBOX_GATEWAY_URL = env_str("SANDBOX_GATEWAY_URL", "http://127.0.0.1:8700")
 LARGE_VALUE_THRESHOLD_FEN = env_int("LARGE_VALUE_THRESHOLD_FEN", 5_000_000, minimum=1)

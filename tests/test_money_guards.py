@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from django.db import close_old_connections
+from django.utils import timezone
 
 from channels.base import (
     ChannelRejected,
@@ -215,6 +216,54 @@ def test_a_refused_resubmit_does_not_leave_a_channel_that_may_still_pay(provider
     w = fresh(w)
     assert (w.status, w.channel_code) == (Status.PAID, first_channel)
     assert provider.paid(w.order_no) == [first_channel]
+    assert_books_ok()
+
+
+def test_after_the_in_flight_window_a_not_found_frees_the_payout_to_move(provider, queued, monkeypatch, settings):
+    """A request that crashed mid-call: once no request can still be on its way, the channel's "not found" proves
+    it never took effect, and a refusal of the resubmit may then move the payout."""
+    import time_machine
+
+    settings.PAYOUT_IN_FLIGHT_GRACE_SECONDS = 120
+    risk(monkeypatch, "allow")
+    m = MerchantFactory(credit=500_000)
+    w = submit(m)
+    provider.submits["chan_a"] = ["timeout", "maintenance"]
+    provider.queries["chan_a"] = ["not_found"]
+    start = timezone.now()
+    with time_machine.travel(start, tick=False) as clock:
+        run(queued.pop(0))
+        assert fresh(w).status == Status.OUTCOME_UNKNOWN
+        clock.move_to(start + timedelta(seconds=121))
+        run(queued.pop(0))  # not found, past the window → earlier send counted refused; resubmit refused too
+        w = fresh(w)
+        assert w.status == Status.APPROVED and w.routing["excluded"] == ["chan_a"]
+        assert "通道确认此前的请求均未生效" in [e.reason for e in w.events.all()]
+        run(queued.pop(0))
+    w = fresh(w)
+    assert (w.status, w.channel_code) == (Status.PAID, "chan_b")
+    assert provider.paid(w.order_no) == ["chan_b"]
+    assert_books_ok()
+
+
+def test_a_payout_every_channel_refused_once_tries_them_again(provider, queued, monkeypatch):
+    risk(monkeypatch, "allow")
+    provider.submits["chan_a"] = ["maintenance"]
+    provider.submits["chan_b"] = ["maintenance"]
+    m = MerchantFactory(credit=500_000)
+    w = submit(m)
+    run(queued.pop(0))
+    run(queued.pop(0))
+    w = fresh(w)
+    assert w.status == Status.APPROVED and w.routing["excluded"] == ["chan_a", "chan_b"]
+    run(queued.pop(0))  # no channel left: the exclusions are dropped, retried later
+    w = fresh(w)
+    assert w.status == Status.APPROVED and w.routing["excluded"] == []
+    payouts.sweep(now=w.next_action_at)
+    run(queued.pop(0))
+    w = fresh(w)
+    assert w.status == Status.PAID
+    assert provider.paid(w.order_no) == [w.channel_code]
     assert_books_ok()
 
 

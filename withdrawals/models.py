@@ -89,6 +89,7 @@ class Withdrawal(models.Model):
     # was refused can nothing be in flight there and nothing have been paid: only then may the payout leave.
     channel_sends = models.PositiveIntegerField(default=0)
     channel_refusals = models.PositiveIntegerField(default=0)
+    channel_last_sent_at = models.DateTimeField(null=True, blank=True)
     # A failed (or returned) withdrawal may be retried once; the retry points back at it.
     retry_of = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT, related_name="retried_by")
 

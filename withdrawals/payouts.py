@@ -18,7 +18,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -86,6 +86,12 @@ def _claim(w: Withdrawal, *, seq: int | None) -> str | None:
     w.action_seq += 1
     w.next_action_at = w.lease_expires_at  # if this task dies, the sweeper looks again once the lease expired
     return token
+
+
+def _past_grace(w: Withdrawal, now: datetime) -> bool:
+    """No request we sent to the current channel can still be on its way there."""
+    sent = w.channel_last_sent_at
+    return sent is None or now - sent >= timedelta(seconds=settings.PAYOUT_IN_FLIGHT_GRACE_SECONDS)
 
 
 def _holds(w: Withdrawal, lease: str | None) -> bool:
@@ -166,9 +172,14 @@ def payout_start(*, withdrawal_id: int, seq: int | None = None) -> Started | Non
                 from_status=w.status,
                 actor=None,
                 actor_label="worker",
-                reason="暂无可用通道，稍后自动重试",
+                reason="暂无可用通道，稍后自动重试" + ("（将重新尝试此前拒绝过的通道）" if excluded else ""),
                 data={"excluded": list(excluded), "refused": refused},
             )
+            if excluded:
+                # Every channel it could use refused it once (maintenance, breaker): those were definite
+                # refusals, nothing is pending there, so they may be tried again rather than waiting for ever.
+                w.routing = {**w.routing, "excluded": []}
+                w.save(update_fields=["routing"])
             _release(w)
             w.next_action_at = timezone.now() + timedelta(seconds=NO_CHANNEL_RETRY_SECONDS)
             _save_lease(w)
@@ -180,6 +191,7 @@ def payout_start(*, withdrawal_id: int, seq: int | None = None) -> Started | Non
         w.attempts += 1
         # A new channel: this is the first request it gets for the order number.
         w.channel_sends, w.channel_refusals = 1, 0
+        w.channel_last_sent_at = timezone.now()
         _move(
             w,
             "start_processing",
@@ -192,6 +204,7 @@ def payout_start(*, withdrawal_id: int, seq: int | None = None) -> Started | Non
                 "attempts",
                 "channel_sends",
                 "channel_refusals",
+                "channel_last_sent_at",
                 "lease_token",
                 "lease_expires_at",
                 "action_seq",
@@ -289,11 +302,35 @@ def payout_query_run(*, withdrawal_id: int, seq: int | None = None) -> None:
                 return
             if w.status == Status.OUTCOME_UNKNOWN:
                 _move(w, "confirm_processing", actor_label="worker", reason="通道无此订单，按原订单号重新提交")
+            now = timezone.now()
+            if _past_grace(w, now) and w.channel_refusals < w.channel_sends:
+                # Asked after every earlier request's window closed, the channel has none of them: they never
+                # took effect and never will, so they count as refused (a later refusal may move the payout).
+                _record(
+                    w,
+                    from_status=w.status,
+                    actor=None,
+                    actor_label="worker",
+                    reason="通道确认此前的请求均未生效",
+                    data={"sends": w.channel_sends, "refusals": w.channel_refusals},
+                )
+                w.channel_refusals = w.channel_sends
             w.attempts += 1
             w.channel_sends += 1
-            w.lease_expires_at = timezone.now() + timedelta(seconds=settings.PAYOUT_LEASE_SECONDS)
+            w.channel_last_sent_at = now
+            w.lease_expires_at = now + timedelta(seconds=settings.PAYOUT_LEASE_SECONDS)
             w.next_action_at = w.lease_expires_at
-            w.save(update_fields=["attempts", "channel_sends", "lease_expires_at", "next_action_at", "updated_at"])
+            w.save(
+                update_fields=[
+                    "attempts",
+                    "channel_sends",
+                    "channel_refusals",
+                    "channel_last_sent_at",
+                    "lease_expires_at",
+                    "next_action_at",
+                    "updated_at",
+                ]
+            )
             request = _request_for(w)
         _send(withdrawal_id, Started(request, code, lease))
         return
@@ -376,6 +413,11 @@ def payout_rejected(*, withdrawal_id: int, error: ChannelRejected, lease: str | 
             return
         table = RETRY_BACKOFF if error.action == ErrorAction.RETRY else tuple(t * 4 for t in RETRY_BACKOFF)
         delay = _backoff(table, len(history) - 1)
+        if wants_to_leave and w.channel_last_sent_at is not None:
+            # It wants to move but an earlier request may still land here: ask again as soon as that window has
+            # closed (a "not found" then frees it), not after a long back-off.
+            grace_ends = w.channel_last_sent_at + timedelta(seconds=settings.PAYOUT_IN_FLIGHT_GRACE_SECONDS)
+            delay = min(delay, max(5, int((grace_ends - timezone.now()).total_seconds()) + 1))
         w.next_action_at = timezone.now() + timedelta(seconds=delay)
         _save_lease(w, "routing", "channel_refusals")
         stay = "" if not wants_to_leave else "；此前的请求可能仍在通道处理中，先查询确认，不换通道"
