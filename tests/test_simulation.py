@@ -30,8 +30,19 @@ def _config(seed: int, days: float, *, profile: str = "", settle_hours: float = 
 
 
 # Seeds that once broke an invariant, kept so that what they found stays fixed: (seed, days, fault profile, what
-# they found). SEEDS above failed too before the fixes of issue 7 (see the README's Simulation section).
-REGRESSIONS: list[tuple[int, float, str, str]] = []
+# they found). SEEDS above failed too on d0f739f, before the fixes of issue 7: release_due raising on every run and
+# sales never released (defect 2), a failed withdrawal retried twice (3), large withdrawals paid without two
+# approvers (4).
+REGRESSIONS: list[tuple[int, float, str, str]] = [
+    (
+        4,
+        1,
+        "flappy",
+        "defect 1 on d0f739f, hour 6, withdrawal 24: its first request reached bank-direct only after the caller's "
+        "timeout; the query found nothing, the resubmit met maintenance, the payout moved to Alipay and was paid; "
+        "then the late request was paid by bank-direct too, and that success was ignored",
+    ),
+]
 
 
 @pytest.fixture(autouse=True)
@@ -54,7 +65,7 @@ def test_a_simulated_week_holds_every_invariant(seed: int) -> None:
     ("seed", "days", "profile", "found"), REGRESSIONS or [pytest.param(0, 0, "", "", marks=pytest.mark.skip)]
 )
 def test_seeds_that_once_failed_hold_every_invariant(seed: int, days: float, profile: str, found: str) -> None:
-    _assert_ok(run_simulation(_config(seed, days, profile=profile)))
+    _assert_ok(run_simulation(_config(seed, days, profile=profile, settle_hours=3)))
 
 
 def test_the_same_seed_makes_the_same_run() -> None:
