@@ -49,6 +49,21 @@ def channel_route(
     return route(account_kind=account_kind, amount=amount, speed=speed, exclude=exclude, now=now)
 
 
+def channel_can_serve(*, account_kind: str, amount: int, speed: str) -> bool:
+    """Whether any enabled channel could ever take this payout (account kind, speed tier, amount limits),
+    whatever its health, quota or pause today: when none could, the request is refused up front instead of
+    waiting for a channel for ever."""
+    for ch in Channel.objects.filter(enabled=True):
+        if account_kind not in (ch.supported_account_kinds or []):
+            continue
+        if ch.speed_tiers and speed not in ch.speed_tiers:
+            continue
+        if amount < ch.min_amount or (ch.max_amount is not None and amount > ch.max_amount):
+            continue
+        return True
+    return False
+
+
 @dataclass(frozen=True)
 class Admission:
     admitted: bool

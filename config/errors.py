@@ -40,6 +40,11 @@ CATALOGUE: dict[str, ErrorSpec] = {
     "amount_below_minimum": ErrorSpec(422, "提现金额低于最低提现金额", "The amount is below the minimum withdrawal"),
     "amount_not_above_fee": ErrorSpec(422, "提现金额不足以支付手续费", "The amount does not cover the fee"),
     "limit_exceeded": ErrorSpec(422, "超出提现限额", "A withdrawal limit would be exceeded"),
+    "no_channel_for_request": ErrorSpec(
+        422,
+        "该收款方式暂不支持此金额或到账速度，请调整金额或选择普通到账",
+        "No payment channel takes this amount at this speed to this account; change the amount or the speed",
+    ),
     "quote_expired": ErrorSpec(
         409, "手续费已变化，请确认新的报价后再提交", "The fee changed; confirm the new quote and submit again"
     ),

@@ -29,7 +29,7 @@ from channels.base import (
     PayoutResult,
     PayoutStatus,
 )
-from channels.models import ChannelAlert
+from channels.models import Channel, ChannelAlert
 from config.errors import DomainError
 from risk.contract import RiskDecision
 from tests.factories import ALICE_CREDIT, ChannelFactory, MerchantFactory, card_for, reviewer
@@ -137,9 +137,11 @@ def queued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, int | None]]
     return tasks
 
 
-def submit(merchant: Any, amount: int = 10_000, account: Any = None) -> Withdrawal:
+def submit(merchant: Any, amount: int = 10_000, account: Any = None, speed: str = "standard") -> Withdrawal:
     account = account or merchant.payout_accounts.get(is_default=True)
-    return withdrawal_submit(merchant_id=merchant.pk, payout_account_id=account.pk, amount=amount).withdrawal
+    return withdrawal_submit(
+        merchant_id=merchant.pk, payout_account_id=account.pk, amount=amount, speed=speed
+    ).withdrawal
 
 
 def run(task: tuple[str, int, int | None]) -> None:
@@ -545,3 +547,20 @@ def test_the_worker_refuses_a_large_payout_without_two_approvers(provider, queue
     w = fresh(w)
     assert w.status == Status.APPROVED and w.stuck_flagged_at is not None
     assert provider.calls == []
+
+
+def test_a_request_no_channel_could_ever_take_is_refused_up_front(transactional_db, monkeypatch):
+    """Instant ¥60,000 to a card when no channel pays instant above ¥50,000: refused with a plain reason and
+    nothing held, instead of waiting in "approved" for ever (found by the simulation)."""
+    risk(monkeypatch, "allow")
+    ChannelFactory(code="fast", speed_tiers=["instant"], max_amount=5_000_000)
+    ChannelFactory(code="bank", speed_tiers=["standard", "t1"], max_amount=None)
+    Channel.objects.exclude(code__in=["fast", "bank"]).delete()  # e.g. the migration's default sandbox channel
+    m = MerchantFactory(credit=ALICE_CREDIT)
+    with pytest.raises(DomainError) as exc:
+        submit(m, amount=6_000_000, speed="instant")
+    assert exc.value.code == "no_channel_for_request"
+    assert Withdrawal.objects.filter(merchant=m).count() == 0
+    assert wallet_balances(merchant_id=m.pk).available == ALICE_CREDIT
+    assert fresh(submit(m, amount=6_000_000, speed="standard")).required_approvals == 2  # the other speed is fine
+    assert fresh(submit(m, amount=400_000, speed="instant")).status == Status.PAID

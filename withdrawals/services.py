@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from accounts.models import KycRecord, Merchant, MerchantTier, Notification, PayoutAccount, User
 from accounts.services import merchant_tier_refresh, payout_account_check_receivable
-from channels.services import channel_route
+from channels.services import channel_can_serve, channel_route
 from config.errors import DomainError
 from risk.contract import RiskDecision
 from risk.learning import CompletedWithdrawal, risk_completed_source_register
@@ -262,6 +262,10 @@ def withdrawal_submit(
                 },
             )
 
+        if start_payout and not channel_can_serve(account_kind=account.kind, amount=amount - fee, speed=speed):
+            raise DomainError(
+                "no_channel_for_request", details={"account_kind": account.kind, "speed": speed, "amount": amount}
+            )
         limits = _check_tier_limits(merchant, amount=amount, now=now)
         dual_threshold = (
             limits.tier.dual_approval_threshold
