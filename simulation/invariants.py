@@ -10,8 +10,7 @@ Bounds on how long a withdrawal may wait in one state (from ``state_changed_at``
 - ``pending_review`` / ``awaiting_verification``: 48 hours — people, not the platform: the simulated reviewers
   work every day and merchants answer or cancel within a day, so longer means the platform lost it;
 - from approval to a final state: 27 hours; a payout the channel paid is booked within 2 hours; a bank
-  return is booked (reversed) within 48 hours (the next statement, then operations); every day's statement of
-  every channel is imported by 04:00 two days later.
+  return is booked (reversed) within 48 hours (the next statement, then operations).
 """
 
 from __future__ import annotations
@@ -19,13 +18,12 @@ from __future__ import annotations
 import io
 import re
 from collections import Counter, defaultdict
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.db.models import Min, Sum
-from django.utils import timezone
 
 from accounts.models import Merchant, MerchantTier
 from compliance.models import CustodyReconciliation, TransactionReport
@@ -87,7 +85,6 @@ class Checker:
         self.ledger()
         self.custody()
         self.releases()
-        self.statements()
         self.withdrawals()
 
     # --- money ---------------------------------------------------------------------------------------------
@@ -182,41 +179,6 @@ class Checker:
                     f"{'before' if reached_available else 'without'} the reserve was full",
                     key=f"m{m.pk}",
                 )
-
-    def statements(self) -> None:
-        """Every day of the run is reconciled against every channel's statement within two days (a statement
-        that failed to download is fetched again), or lost callbacks of that day are never caught."""
-        from channels.models import StatementImport
-        from channels.reconciliation import statement_channels
-
-        today = timezone.localdate(self.now)
-        cutoff = timezone.localtime(self.now)
-        first = timezone.localdate(self.obs.start)
-        imported = set(StatementImport.objects.values_list("channel_code", "date"))
-        day = first
-        while day <= today - timedelta(days=2):
-            due = datetime.combine(day + timedelta(days=2), time(4, 0), tzinfo=cutoff.tzinfo)
-            if cutoff >= due:
-                for code in statement_channels():
-                    if (code, day) not in imported:
-                        self.fail(
-                            "statement_missing",
-                            f"{code}'s statement of {day} was never imported (checked {cutoff:%m-%d %H:%M}); "
-                            + self._reconcile_runs(day),
-                            key=f"{code}:{day}",
-                        )
-            day += timedelta(days=1)
-
-    def _reconcile_runs(self, day: Any) -> str:
-        task = "withdrawals.reconcile_channels"
-        start = datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=timezone.get_current_timezone())
-        end = start + timedelta(days=1, hours=4)
-        ran = [t for t in self.obs.job_runs.get(task, []) if start <= t < end]
-        lost = [t for t in self.obs.lost_messages.get(task, []) if start <= t < end]
-        parts = [f"{task} ran at {', '.join(f'{t:%m-%d %H:%M}' for t in ran)}" if ran else f"{task} did not run"]
-        if lost:
-            parts.append(f"the broker lost its message at {', '.join(f'{t:%m-%d %H:%M}' for t in lost)}")
-        return "; ".join(parts) + " — a day whose import failed or never ran is not tried again"
 
     # --- withdrawals and the channel's book ----------------------------------------------------------------
     def withdrawals(self) -> None:

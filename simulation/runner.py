@@ -100,7 +100,6 @@ class _Run:
         self.records = Records()
         self.checker = Checker(observer=self.obs, records=self.records, gateway=self.gateway)
         self._undo: list[Callable[[], None]] = []
-        self._wall0 = time.perf_counter()
         self.crash_points = ""
         self.end = config.start + timedelta(days=config.days)
         self.settled = self.end + timedelta(hours=config.settle_hours)
@@ -161,11 +160,9 @@ class _Run:
         h = self.obs.hour()
         if h % 24 == 0:
             done = sum(self.obs.tasks.values())
-            checks = self.obs.wall["hourly checks"]
             self.progress(
                 f"seed {self.config.seed} day {h // 24}: {self.obs.counts['withdrawals_submitted']} withdrawals, "
-                f"{done} tasks, {len(self.obs.findings)} findings, wall {time.perf_counter() - self._wall0:.0f}s "
-                f"(checks {checks:.0f}s)"
+                f"{done} tasks, {len(self.obs.findings)} findings"
             )
 
     def close(self) -> None:
@@ -269,7 +266,7 @@ class _Run:
         self.crash_points = "wrapped: payout.after_route, payout.before_ledger_post"
 
     # --- figures -------------------------------------------------------------------------------------------
-    def figures(self, wall: float, logs: _LogCounter) -> dict[str, Any]:
+    def figures(self, wall: float, logs: Counter[str]) -> dict[str, Any]:
         from django.db.models import Count
 
         from compliance.models import TransactionReport
@@ -321,8 +318,7 @@ class _Run:
             "statement_differences": self._differences(),
             "crash_points": self.crash_points,
             "checks": self.checker.checks,
-            "logs": dict(sorted(logs.counts.items())),
-            "error_logs": dict(logs.errors),
+            "logs": dict(sorted(logs.items())),
             "findings": dict(Counter(f.invariant for f in obs.findings)),
             "counts": dict(sorted(obs.counts.items())),
         }
@@ -351,35 +347,25 @@ def next_cron(cron: Any, after: datetime) -> datetime | None:
 
 
 class _LogCounter(logging.Handler):
-    """Counts warnings and errors by level and logger; keeps the first few distinct error messages."""
-
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.counts: Counter[str] = Counter()
-        self.errors: dict[str, int] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
         self.counts[f"{record.levelname} {record.name}"] += 1
-        if record.levelno >= logging.ERROR:
-            text = record.getMessage()
-            if record.exc_info and record.exc_info[1] is not None:
-                text += f": {type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
-            key = f"{record.name}: {text[:200]}"
-            if key in self.errors or len(self.errors) < 20:
-                self.errors[key] = self.errors.get(key, 0) + 1
 
 
 class _quiet_logs:
     """The platform logs warnings on purpose (stuck withdrawals, refused callbacks); a run counts them instead
     of printing thousands of lines."""
 
-    def __enter__(self) -> _LogCounter:
+    def __enter__(self) -> Counter[str]:
         root = logging.getLogger()
         self._saved = (root.handlers[:], root.level)
         self._handler = _LogCounter()
         root.handlers = [self._handler]
         root.setLevel(logging.WARNING)
-        return self._handler
+        return self._handler.counts
 
     def __exit__(self, *exc: object) -> None:
         root = logging.getLogger()
