@@ -163,7 +163,9 @@ class Broker:
         faults = self.kernel.faults
         if faults.roll("broker", faults.broker_lose_rate):
             self.kernel.count_fault("broker_message_lost")
-            self.kernel.trace(args, f"broker lost {name}{args}")
+            subject = args[0] if args and isinstance(args[0], int) else None
+            self.kernel.trace(subject, f"broker lost {name}{args}")
+            self.kernel.observer.lost_messages[name].append(now)
         else:
             self._deliver(message)
             if faults.roll("broker", faults.broker_duplicate_rate):

@@ -39,6 +39,7 @@ class Observer:
         self.traces: dict[str, list[str]] = defaultdict(list)  # order_no or "w<id>" -> lines
         self.order_to_withdrawal: dict[str, int] = {}
         self.job_runs: dict[str, list[datetime]] = defaultdict(list)  # task name -> start times (completed runs)
+        self.lost_messages: dict[str, list[datetime]] = defaultdict(list)  # task name -> when the broker lost one
         self._running: dict[str, datetime] = {}
         self.tasks_this_hour: Counter[int] = Counter()  # payout / query tasks per withdrawal since the last check
         self.abort = ""  # set when the run cannot usefully go on (a task storm): the scheduler stops

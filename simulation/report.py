@@ -34,7 +34,10 @@ def format_figures(f: dict[str, Any]) -> list[str]:
         f"  tasks: {_kv(f['tasks'])}",
         f"  wall time (s): tasks: {_kv(f['task_wall_seconds'])}; other: {_kv(f['other_wall_seconds'])}",
         f"  statement differences: {_kv(f['statement_differences'])}",
+        f"  statements never imported: {'; '.join(f.get('statements_missing', [])) or 'none'}",
         f"  task errors: {_kv(f['task_errors'])}",
+        f"  warnings and errors logged: {_kv(f['logs'])}",
+        *(f"    error log ×{n}: {text}" for text, n in f.get("error_logs", {}).items()),
         f"  other counts: {_kv(f['counts'])}",
         f"  findings: {_kv(f['findings'])}",
     ]

@@ -24,7 +24,7 @@ from django.test.utils import override_settings
 from .behaviour import Actors, Records, local_midnight
 from .channel import GATEWAY_URL, Network, SimGateway
 from .faults import FaultPlan
-from .invariants import Checker
+from .invariants import Checker, statements_missing
 from .kernel import LOCK_TIMEOUT, Clock, Kernel, SimulationStuck, WorkerKilled
 from .observer import Finding, Observer
 from .web import PlatformWeb
@@ -100,6 +100,7 @@ class _Run:
         self.records = Records()
         self.checker = Checker(observer=self.obs, records=self.records, gateway=self.gateway)
         self._undo: list[Callable[[], None]] = []
+        self._wall0 = time.perf_counter()
         self.crash_points = ""
         self.end = config.start + timedelta(days=config.days)
         self.settled = self.end + timedelta(hours=config.settle_hours)
@@ -160,9 +161,11 @@ class _Run:
         h = self.obs.hour()
         if h % 24 == 0:
             done = sum(self.obs.tasks.values())
+            checks = self.obs.wall["hourly checks"]
             self.progress(
                 f"seed {self.config.seed} day {h // 24}: {self.obs.counts['withdrawals_submitted']} withdrawals, "
-                f"{done} tasks, {len(self.obs.findings)} findings"
+                f"{done} tasks, {len(self.obs.findings)} findings, wall {time.perf_counter() - self._wall0:.0f}s "
+                f"(checks {checks:.0f}s)"
             )
 
     def close(self) -> None:
@@ -266,7 +269,7 @@ class _Run:
         self.crash_points = "wrapped: payout.after_route, payout.before_ledger_post"
 
     # --- figures -------------------------------------------------------------------------------------------
-    def figures(self, wall: float, logs: Counter[str]) -> dict[str, Any]:
+    def figures(self, wall: float, logs: _LogCounter) -> dict[str, Any]:
         from django.db.models import Count
 
         from compliance.models import TransactionReport
@@ -316,9 +319,11 @@ class _Run:
             "task_wall_seconds": {k: round(v, 1) for k, v in sorted(obs.task_wall.items())},
             "other_wall_seconds": {k: round(v, 1) for k, v in sorted(obs.wall.items())},
             "statement_differences": self._differences(),
+            "statements_missing": statements_missing(obs, self.clock.now),
             "crash_points": self.crash_points,
             "checks": self.checker.checks,
-            "logs": dict(sorted(logs.items())),
+            "logs": dict(sorted(logs.counts.items())),
+            "error_logs": dict(logs.errors),
             "findings": dict(Counter(f.invariant for f in obs.findings)),
             "counts": dict(sorted(obs.counts.items())),
         }
@@ -347,25 +352,35 @@ def next_cron(cron: Any, after: datetime) -> datetime | None:
 
 
 class _LogCounter(logging.Handler):
+    """Counts warnings and errors by level and logger; keeps the first few distinct error messages."""
+
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.counts: Counter[str] = Counter()
+        self.errors: dict[str, int] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
         self.counts[f"{record.levelname} {record.name}"] += 1
+        if record.levelno >= logging.ERROR:
+            text = record.getMessage()
+            if record.exc_info and record.exc_info[1] is not None:
+                text += f": {type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+            key = f"{record.name}: {text[:200]}"
+            if key in self.errors or len(self.errors) < 20:
+                self.errors[key] = self.errors.get(key, 0) + 1
 
 
 class _quiet_logs:
     """The platform logs warnings on purpose (stuck withdrawals, refused callbacks); a run counts them instead
     of printing thousands of lines."""
 
-    def __enter__(self) -> Counter[str]:
+    def __enter__(self) -> _LogCounter:
         root = logging.getLogger()
         self._saved = (root.handlers[:], root.level)
         self._handler = _LogCounter()
         root.handlers = [self._handler]
         root.setLevel(logging.WARNING)
-        return self._handler.counts
+        return self._handler
 
     def __exit__(self, *exc: object) -> None:
         root = logging.getLogger()
