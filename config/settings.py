@@ -238,14 +238,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
+RECONCILE_HOUR = env_int("RECONCILE_HOUR", 3, minimum=0, maximum=23)
+RECONCILE_CATCHUP_DAYS = env_int("RECONCILE_CATCHUP_DAYS", 7, minimum=1, maximum=60)
 CELERY_BEAT_SCHEDULE = {
     "withdrawals-sweep": {"task": "withdrawals.sweep", "schedule": env_int("SWEEP_INTERVAL_SECONDS", 15, minimum=1)},
     "wallets-release-pending": {"task": "wallets.release_due", "schedule": 60.0},
-    # Yesterday's channel statements, once the providers have published them.
-    "channels-reconcile-daily": {
-        "task": "withdrawals.reconcile_channels",
-        "schedule": crontab(hour=env_int("RECONCILE_HOUR", 3, minimum=0, maximum=23), minute=15),
-    },
+    # Channel statements not imported yet: yesterday's once the providers have published them (RECONCILE_HOUR),
+    # and any day of the last RECONCILE_CATCHUP_DAYS that a failed download or a lost message missed.
+    "channels-reconcile": {"task": "withdrawals.reconcile_channels", "schedule": crontab(minute=15)},
     "channels-prune-outcomes": {"task": "channels.prune_outcomes", "schedule": 3600.0},
 }
 

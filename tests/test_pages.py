@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -354,6 +353,15 @@ def test_cancel_returns_the_money(alice_client, merchant_alice, monkeypatch, dja
 
 def test_step_up_code_page(alice_client, merchant_alice, monkeypatch, django_capture_on_commit_callbacks, settings):  # type: ignore[no-untyped-def]
     settings.DEMO_MODE = True  # the page shows the phone's inbox in demo mode only
+    clock = time_machine.travel(timezone.now(), tick=False)  # "one code a minute" must not depend on how busy we are
+    frozen = clock.start()
+    try:
+        _step_up_code_page(alice_client, merchant_alice, monkeypatch, django_capture_on_commit_callbacks, frozen)
+    finally:
+        clock.stop()
+
+
+def _step_up_code_page(alice_client, merchant_alice, monkeypatch, django_capture_on_commit_callbacks, frozen):  # type: ignore[no-untyped-def]
     w, url = _stepped_up(monkeypatch, alice_client, merchant_alice, django_capture_on_commit_callbacks)
     html = _html(alice_client.get(url))
     assert "短信验证" in html and "演示环境短信" in html
@@ -369,14 +377,14 @@ def test_step_up_code_page(alice_client, merchant_alice, monkeypatch, django_cap
 
     too_soon = alice_client.post(f"/withdrawals/{w.pk}/resend/")
     assert "秒后再重新获取" in _html(alice_client.get(too_soon["Location"]))  # one code a minute
-    with time_machine.travel(timezone.now() + timedelta(seconds=61)):
-        with django_capture_on_commit_callbacks(execute=True):
-            alice_client.post(f"/withdrawals/{w.pk}/resend/")
-        resent = SmsMessage.objects.latest("created_at")
-        assert resent.pk != sms.pk
-        code = last_sms_code(merchant_alice.kyc.phone)
-        with django_capture_on_commit_callbacks(execute=True):
-            response = alice_client.post(f"/withdrawals/{w.pk}/verify/", {"code": code})
+    frozen.shift(61)
+    with django_capture_on_commit_callbacks(execute=True):
+        alice_client.post(f"/withdrawals/{w.pk}/resend/")
+    resent = SmsMessage.objects.latest("created_at")
+    assert resent.pk != sms.pk
+    code = last_sms_code(merchant_alice.kyc.phone)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = alice_client.post(f"/withdrawals/{w.pk}/verify/", {"code": code})
     assert response["Location"] == url
     assert Withdrawal.objects.get(pk=w.pk).status == Status.PAID
     assert "验证成功" in _html(alice_client.get(url))

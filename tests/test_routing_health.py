@@ -124,9 +124,10 @@ def test_unknown_outcome_is_escalated_once_and_keeps_being_queried(merchant_alic
     monkeypatch.setattr("withdrawals.payouts.enqueue_query", lambda wid, seq=None, countdown=0: queued.append(wid))
     account = card_for(merchant_alice, "33")  # the answer is lost: unknown
     w = withdrawal_submit(merchant_id=merchant_alice.pk, payout_account_id=account.pk, amount=10_000).withdrawal
-    assert Withdrawal.objects.get(pk=w.pk).status == Status.OUTCOME_UNKNOWN
-    assert payouts.payout_escalate_unknown() == 0  # not yet
-    later = timezone.now() + timedelta(seconds=61)
+    unknown = Withdrawal.objects.get(pk=w.pk)
+    assert unknown.status == Status.OUTCOME_UNKNOWN
+    assert payouts.payout_escalate_unknown(now=unknown.state_changed_at + timedelta(seconds=59)) == 0  # not yet
+    later = unknown.state_changed_at + timedelta(seconds=61)
     assert payouts.payout_escalate_unknown(now=later) == 1
     assert payouts.payout_escalate_unknown(now=later + timedelta(seconds=600)) == 0  # once
     [alert] = ChannelAlert.objects.filter(kind=ChannelAlert.Kind.UNKNOWN_OUTCOME)

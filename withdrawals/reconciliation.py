@@ -11,10 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from django.conf import settings
 from django.utils import timezone
 
 from channels.base import PayoutResult, PayoutStatus
-from channels.models import StatementDifference, StatementImport
+from channels.health import channel_alert_raise
+from channels.models import ChannelAlert, StatementDifference, StatementImport
 from channels.reconciliation import OurPayout, statement_channels, statement_difference_close, statement_import
 from config.errors import DomainError
 
@@ -71,6 +73,53 @@ def reconcile_channels(*, date: dt.date, codes: list[str] | None = None) -> list
             imports.append(statement_import(channel_code=code, date=date, our_side=WithdrawalSide()))
         except Exception:
             log.exception("statement import failed for %s %s", code, date)
+    return imports
+
+
+def statement_days_due(*, now: dt.datetime | None = None, codes: list[str] | None = None) -> dict[dt.date, list[str]]:
+    """Days of the last ``RECONCILE_CATCHUP_DAYS`` whose statement of a channel is published (yesterday's from
+    ``RECONCILE_HOUR``) and has not been imported yet, with the channels missing. A download that timed out or a
+    reconcile message the broker lost is fetched again by the next run, not left unreconciled for good."""
+    local = timezone.localtime(now or timezone.now())
+    today = local.date()
+    newest = today - dt.timedelta(days=1 if local.hour >= settings.RECONCILE_HOUR else 2)
+    oldest = today - dt.timedelta(days=settings.RECONCILE_CATCHUP_DAYS)
+    channels = codes or statement_channels()
+    imported = set(
+        StatementImport.objects.filter(channel_code__in=channels, date__gte=oldest, date__lte=newest).values_list(
+            "channel_code", "date"
+        )
+    )
+    due: dict[dt.date, list[str]] = {}
+    day = oldest
+    while day <= newest:
+        missing = [code for code in channels if (code, day) not in imported]
+        if missing:
+            due[day] = missing
+        day += dt.timedelta(days=1)
+    return due
+
+
+def reconcile_due(*, now: dt.datetime | None = None) -> list[StatementImport]:
+    """The periodic run: import every published statement not imported yet (oldest first). A statement still
+    missing a day after it was published raises an operations alert (once per channel and day)."""
+    local = timezone.localtime(now or timezone.now())
+    imports = []
+    for day, codes in statement_days_due(now=local).items():
+        done = reconcile_channels(date=day, codes=codes)
+        imports.extend(done)
+        got = {s.channel_code for s in done}
+        if (local.date() - day).days >= 2:
+            for code in codes:
+                if code not in got:
+                    channel_alert_raise(
+                        kind=ChannelAlert.Kind.RECONCILIATION,
+                        channel_code=code,
+                        subject=day.isoformat(),
+                        title=f"通道 {code} {day} 的对账单仍未能下载，当天未对账",
+                        detail={"date": day.isoformat(), "missing_statement": True},
+                        dedupe_key=f"recon-missing:{code}:{day.isoformat()}",
+                    )
     return imports
 
 

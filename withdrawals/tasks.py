@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 from celery import shared_task
-from django.utils import timezone
 
 from . import payouts
 
@@ -27,11 +26,14 @@ def sweep() -> dict[str, int]:
 
 @shared_task(name="withdrawals.reconcile_channels")
 def reconcile_channels(date: str = "") -> int:
-    """Yesterday's statements (or ``date``), every statement-publishing channel."""
+    """Every published statement not imported yet (yesterday's from RECONCILE_HOUR, and any earlier day of the
+    catch-up window a download or a lost message missed); with ``date``, that day's statements again."""
     from .reconciliation import reconcile_channels as run
+    from .reconciliation import reconcile_due
 
-    day = dt.date.fromisoformat(date) if date else timezone.localdate() - dt.timedelta(days=1)
-    return len(run(date=day))
+    if date:
+        return len(run(date=dt.date.fromisoformat(date)))
+    return len(reconcile_due())
 
 
 @shared_task(name="withdrawals.compliance_daily")
