@@ -167,8 +167,9 @@ def test_a_key_seen_earlier_is_never_the_one_confirmed(merchant_alice):  # type:
     user = merchant_alice.users.get()
     seen_by_attacker = totp_enrol_start(user=user)
     shown_to_owner = totp_enrol_start(user=user)
-    with pytest.raises(DomainError):
+    with pytest.raises(DomainError) as exc:
         totp_enrol_confirm(user=user, code=f"{totp(seen_by_attacker.bin_key):06d}", device_id=seen_by_attacker.pk)
+    assert exc.value.code == "verification_failed"
     totp_enrol_confirm(user=user, code=f"{totp(shown_to_owner.bin_key):06d}", device_id=shown_to_owner.pk)
 
 
@@ -245,9 +246,12 @@ def test_an_exhausted_subject_gets_no_more_codes(merchant_alice):  # type: ignor
     subject = "totp_enrol:1:20260101"
     with time_machine.travel(timezone.now(), tick=False) as clock:
         stepup_issue(subject=subject, merchant_id=merchant_alice.pk, phone="13800138000")
+        codes = []
         for _ in range(5):
-            with pytest.raises(DomainError):
+            with pytest.raises(DomainError) as failed:
                 stepup_verify(subject=subject, code="abcdef")
+            codes.append(failed.value.code)
+        assert codes == ["verification_failed"] * 4 + ["verification_exhausted"]
         clock.shift(timedelta(minutes=2))
         with pytest.raises(DomainError) as exc:
             stepup_issue(subject=subject, merchant_id=merchant_alice.pk, phone="13800138000")
