@@ -4,7 +4,9 @@ from django.conf import settings
 from django.db import models
 from simple_history.models import HistoricalRecords
 
+from config.crypto import EncryptedTextField, HashField
 from config.history import history_user
+from config.pii import mask_phone
 
 
 class StepUpChallenge(models.Model):
@@ -45,16 +47,22 @@ class FaceCheckSession(models.Model):
 
 
 class SmsMessage(models.Model):
-    """What the SMS provider was asked to send. The dev backend only records; a real one also delivers."""
+    """What the SMS provider was asked to send: the phone encrypted (look it up by ``phone_hash``, the same keyed
+    hash as ``KycRecord.phone_hash``) and the text with the code masked."""
 
     merchant_id = models.BigIntegerField(null=True, blank=True, db_index=True)
-    phone = models.CharField(max_length=20)
+    phone = EncryptedTextField()
+    phone_hash = HashField(source="phone", purpose="phone", db_index=True)
     text = models.CharField(max_length=300)
     backend = models.CharField(max_length=20)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
+    @property
+    def phone_masked(self) -> str:
+        return mask_phone(self.phone)
+
     def __str__(self) -> str:
-        return f"{self.phone}: {self.text}"
+        return f"{self.phone_masked}: {self.text}"
 
 
 class RiskState(models.Model):

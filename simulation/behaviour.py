@@ -353,8 +353,15 @@ class Actors:
 
             sent = memory_sms_provider().last(phone=m.phone)
             return str(sent.params.get("code", "")) if sent is not None else None
-        # Older platforms: the dev SMS backend recorded the text in SmsMessage.
-        sms = SmsMessage.objects.filter(merchant_id=m.id, phone=m.phone).order_by("-created_at", "-id").first()
+        # Older platforms: the dev SMS backend recorded the text in SmsMessage (the phone in the clear before
+        # it was encrypted, found by its keyed hash since).
+        if any(f.name == "phone_hash" for f in SmsMessage._meta.get_fields()):
+            from config.crypto import pii_hash
+
+            sent_to: dict[str, str] = {"phone_hash": pii_hash("phone", m.phone)}
+        else:
+            sent_to = {"phone": m.phone}
+        sms = SmsMessage.objects.filter(merchant_id=m.id, **sent_to).order_by("-created_at", "-id").first()
         found = CODE.search(sms.text) if sms is not None else None
         return found.group(1) if found else None
 

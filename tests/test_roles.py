@@ -102,7 +102,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "risk.risklabel": {"U": "vacd"},
     "risk.risklistentry": {"U": "vacd"},
     "risk.rulesetversion": {"U": "vacd"},
-    "risk.smsmessage": {"U": "vacd"},
+    "risk.smsmessage": {"U": "vd"},  # a log of what was sent: read-only, the phone masked
     "risk.stepupchallenge": {"U": "vacd"},
     "wallets.entry": {"C": "v", "U": "v"},
     "wallets.ledgeraccount": {"C": "v", "O": "v", "U": "v"},
