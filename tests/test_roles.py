@@ -16,8 +16,8 @@
 Actions, tried over HTTP as the role: ``v`` the list page, ``a`` the add page, ``c`` a POST to an object's change
 page (refused = 403), ``d`` the delete confirmation page, ``h`` a POST to the history form (a revert — refused
 for everybody), plus each model admin's bulk actions and the custom views (review console, ops page, reveal,
-KYC identity page, channel config approval). Every admin registered on the site must be in the table, so a
-new model fails this test until someone decides who may touch it.
+KYC identity page, channel config approval and rejection, statement difference resolution). Every admin
+registered on the site must be in the table, so a new model fails this test until someone decides who may touch it.
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import AuditEvent, KycRecord, Merchant, Notification
+from accounts.roles import ROLE_PERMISSIONS
 from accounts.services import api_key_create, pii_reveal, tiers_active
-from channels.config_changes import channel_config_change_propose
+from channels.config_changes import channel_config_change_approve, channel_config_change_propose
 from channels.health import channel_alert_raise
 from channels.models import (
     CallbackReceipt,
@@ -332,3 +333,69 @@ def test_channel_config_approval(world):  # type: ignore[no-untyped-def]
     world["clients"]["U"].post(reverse("admin:payment_channels_channelconfigchange_approve", args=[change.pk]))
     change.refresh_from_db()
     assert change.status == ChannelConfigChange.Status.APPLIED
+
+
+def test_channel_config_reject(world):  # type: ignore[no-untyped-def]
+    """Turning a proposal down: an approver, or its proposer withdrawing it; nobody else."""
+    change = ChannelConfigChange.objects.get()
+    for letter, client in world["clients"].items():
+        if letter in {"A", "U"}:
+            continue
+        client.post(reverse("admin:payment_channels_channelconfigchange_reject", args=[change.pk]), {"note": "x"})
+        change.refresh_from_db()
+        assert change.status == ChannelConfigChange.Status.PENDING, letter
+    world["clients"]["A"].post(reverse("admin:payment_channels_channelconfigchange_reject", args=[change.pk]))
+    change.refresh_from_db()
+    assert change.status == ChannelConfigChange.Status.REJECTED and change.decided_by == world["users"]["A"]
+
+
+def test_statement_difference_resolve(world):  # type: ignore[no-untyped-def]
+    """Resolving a statement difference by hand: who sees the differences and resolves payouts (operations, the
+    superuser) — not a senior reviewer, who resolves stuck payouts but never sees the channels' statements."""
+    difference = StatementDifference.objects.get()
+    url = reverse("admin:payment_channels_statementdifference_resolve", args=[difference.pk])
+    for letter, client in world["clients"].items():
+        if letter in {"O", "U"}:
+            continue
+        client.post(url, {"note": "matrix"})
+        difference.refresh_from_db()
+        assert difference.resolved_at is None, letter
+    world["clients"]["O"].post(url, {"note": "matrix"})
+    difference.refresh_from_db()
+    assert difference.resolved_at is not None and difference.resolved_by == world["users"]["O"].get_username()
+
+
+# --- the demo's staff --------------------------------------------------------------------------------------
+def test_demo_staff_have_exactly_their_roles_permissions(sandbox_channel, settings):  # type: ignore[no-untyped-def]
+    """``make run`` seeds a staff login per role (two channel admins: a config change takes two people); each has
+    exactly its role's permissions, and the two channel admins can carry a change through between them."""
+    import io
+
+    from django.core.management import call_command
+
+    from accounts.models import User
+    from withdrawals.management.commands.seed_demo import STAFF
+
+    settings.DEMO_MODE = True
+    call_command("seed_demo", stdout=io.StringIO())
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)  # again: nothing changes
+    seeded: dict[str, list[str]] = {}
+    for username, _label, role in STAFF:
+        user = User.objects.get(username=username)
+        assert user.is_staff and user.is_active and user.merchant_id is None, username
+        assert username in out.getvalue()  # printed in the banner, with its TOTP seed
+        if role is None:
+            assert user.is_superuser, username
+            continue
+        assert not user.is_superuser and [g.name for g in user.groups.all()] == [role], username
+        assert user.get_all_permissions() == set(ROLE_PERMISSIONS[role]), username
+        seeded.setdefault(role, []).append(username)
+    assert set(seeded) == set(ROLE_PERMISSIONS) - {"merchant"}  # every staff role has a demo login
+    assert len(seeded["channel_admin"]) == 2
+    proposer, approver = (User.objects.get(username=u) for u in seeded["channel_admin"])
+    channel = Channel.objects.get(code="sandbox")
+    change = channel_config_change_propose(channel_id=channel.pk, config={"delay_seconds": 1}, reason="demo",
+                                           by=proposer)  # fmt: skip
+    applied = channel_config_change_approve(change_id=change.pk, by=approver)
+    assert applied.status == ChannelConfigChange.Status.APPLIED

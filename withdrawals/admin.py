@@ -518,7 +518,8 @@ class StatementDifferenceAdmin(admin.ModelAdmin):
         back = HttpResponseRedirect(reverse("admin:payment_channels_statementdifference_change", args=[pk]))
         if request.method != "POST":
             return back
-        if not request.user.has_perm("withdrawals.resolve_withdrawal"):
+        # The same people as the list page's bulk action: those who see the differences and resolve payouts.
+        if not (self.has_view_permission(request, d) and request.user.has_perm("withdrawals.resolve_withdrawal")):
             self.message_user(request, error_message("permission_denied"), messages.ERROR)
             return back
         try:

@@ -18,6 +18,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from .seed_demo import STAFF
+
 
 class Command(BaseCommand):
     help = "Run the whole platform for a demo: web, worker + beat, sandbox gateway."
@@ -91,8 +93,8 @@ class Command(BaseCommand):
                 f"\nPlatform running (database: {db['ENGINE'].rsplit('.', 1)[-1]}, broker: {settings.CELERY_BROKER_URL.split('://')[0]})\n"
                 f"  Merchant site : {base}/            (alice / bob / carol, password demo-pass-2026)\n"
                 f"  Review admin  : {base}/admin/      "
-                f"(reviewer, reviewer2, senior, compliance, ops, admin; same password, then the TOTP code the "
-                f"code page shows in demo mode)\n"
+                f"({', '.join(username for username, _label, _group in STAFF)}; same password, then the TOTP "
+                f"code the code page shows in demo mode)\n"
                 f"  Partner API   : {base}/api/v1/     (Authorization: Bearer <API key printed above>)\n"
                 f"  Operations    : {base}/admin/ops/  (channel health, breakers, alerts; user ops or admin)\n"
                 f"  Monitoring    : {base}/metrics  {base}/healthz/ready\n"

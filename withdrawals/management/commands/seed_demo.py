@@ -1,4 +1,5 @@
-"""Demo data: merchants with balances and cards for every sandbox path, reviewers, channels. Idempotent.
+"""Demo data: merchants with balances and cards for every sandbox path, a staff user per role, channels.
+Idempotent.
 
 Demo mode only (``DEMO_MODE=1``, which settings allow only with ``DJANGO_DEBUG=1``): the users share a known
 password, the merchants get fixed API keys and the staff fixed TOTP seeds, all printed on every start."""
@@ -74,6 +75,10 @@ STAFF = [
     ("compliance", "compliance officer", "compliance_officer"),
     ("ops", "operations", "operations"),
     ("support", "support", "support"),
+    # A channel config change needs two people: one proposes, a different one approves.
+    ("channeladmin", "channel admin", "channel_admin"),
+    ("channeladmin2", "channel admin", "channel_admin"),
+    ("privacy", "privacy officer", "privacy_officer"),
 ]
 
 
@@ -262,7 +267,7 @@ class Command(BaseCommand):
             "shows the current code. To use an authenticator app instead, add these seeds:"
         )
         for username, _label, _group in STAFF:
-            self.stdout.write(f"  {username:<11} TOTP seed {demo_totp_seed_base32(username)}")
+            self.stdout.write(f"  {username:<13} TOTP seed {demo_totp_seed_base32(username)}")
         self.stdout.write(
             "Sandbox cards: ending 11 fails (invalid account), 22 frozen, 33 times out then pays, "
             "44 pays after ~20 s, 55 busy twice, 66 lost request, 77 name mismatch, 88 bank return."
