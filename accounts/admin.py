@@ -23,6 +23,7 @@ from django.views.decorators.cache import never_cache
 from config.crypto import pii_hash
 from config.errors import DomainError
 from config.history_admin import SafeHistoryAdmin
+from config.money import yuan_label
 from wallets.selectors import wallet_balances
 
 from .models import ApiKey, AuditEvent, KycRecord, Merchant, MerchantTier, Notification, PayoutAccount, User
@@ -98,7 +99,7 @@ class MerchantAdmin(SafeHistoryAdmin):
     @admin.display(description="余额 (可提现 / 冻结 / 待结算 / 保证金)")
     def balances(self, obj: Merchant) -> str:
         b = wallet_balances(merchant_id=obj.pk)
-        return f"¥{b.available / 100:,.2f} / ¥{b.held / 100:,.2f} / ¥{b.pending / 100:,.2f} / ¥{b.reserve / 100:,.2f}"
+        return " / ".join(yuan_label(fen) for fen in (b.available, b.held, b.pending, b.reserve))
 
 
 class RevealForm(forms.Form):

@@ -27,6 +27,8 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from config.money import fen_to_yuan
+
 from .health import breaker_views, window_stats
 from .models import Channel, ChannelBreaker, ChannelQuotaUsage
 
@@ -72,9 +74,12 @@ def choose_policy(*, amount: int, speed: str) -> tuple[str, str]:
     if amount >= settings.ROUTING_LARGE_AMOUNT_FEN:
         return (
             "large_amount_bank_direct",
-            f"到账金额 {amount / 100:,.2f} 元 ≥ 大额阈值 {settings.ROUTING_LARGE_AMOUNT_FEN / 100:,.2f} 元",
+            f"到账金额 {fen_to_yuan(amount)} 元 ≥ 大额阈值 {fen_to_yuan(settings.ROUTING_LARGE_AMOUNT_FEN)} 元",
         )
-    return "lowest_fee", f"到账金额 {amount / 100:,.2f} 元 < 大额阈值 {settings.ROUTING_LARGE_AMOUNT_FEN / 100:,.2f} 元"
+    return (
+        "lowest_fee",
+        f"到账金额 {fen_to_yuan(amount)} 元 < 大额阈值 {fen_to_yuan(settings.ROUTING_LARGE_AMOUNT_FEN)} 元",
+    )
 
 
 def route(

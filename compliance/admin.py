@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.http import HttpRequest
 
 from config.errors import DomainError
+from config.money import yuan_label
 
 from .models import CustodyReconciliation, TransactionReport
 from .services import report_decide
@@ -17,7 +18,7 @@ class TransactionReportAdmin(admin.ModelAdmin):
 
     @admin.display(description="金额", ordering="amount")
     def amount_yuan(self, obj: TransactionReport) -> str:
-        return f"¥{obj.amount / 100:,.2f}"
+        return yuan_label(obj.amount)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -6,6 +6,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from config.money import yuan_label
+
 
 class TransactionReport(models.Model):
     """A large-value (大额交易报告) or suspicious (可疑交易报告) transaction report, drafted automatically
@@ -45,7 +47,7 @@ class TransactionReport(models.Model):
         permissions = [("file_report", "Can file or dismiss AML reports")]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} {self.subject_ref} ¥{self.amount / 100:,.2f}"
+        return f"{self.get_kind_display()} {self.subject_ref} {yuan_label(self.amount)}"
 
 
 class CustodyReconciliation(models.Model):

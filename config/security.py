@@ -18,7 +18,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import render
 
-from config.errors import error_message
+from config.catalogue import error_body
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +28,7 @@ PASSIVE_URL_NAMES = {"merchant:withdrawal_progress"}
 
 
 def api_error(code: str, status: int, details: dict[str, Any] | None = None) -> JsonResponse:
-    return JsonResponse(
-        {"error": {"code": code, "message": error_message(code), "details": details or {}}}, status=status
-    )
+    return JsonResponse(error_body(code, details=details or {}), status=status)
 
 
 def is_api(request: HttpRequest) -> bool:

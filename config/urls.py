@@ -4,7 +4,7 @@ from django.urls import include, path
 from django.views.defaults import page_not_found, server_error
 
 from channels.views import ops_view
-from config.errors import error_message
+from config.catalogue import error_body
 from config.health import live, ready
 from config.metrics import metrics_view
 from withdrawals.callbacks import channel_callback_view
@@ -22,7 +22,7 @@ urlpatterns = [
 
 
 def _api_error(code: str, status: int) -> JsonResponse:
-    return JsonResponse({"error": {"code": code, "message": error_message(code), "details": {}}}, status=status)
+    return JsonResponse(error_body(code), status=status)
 
 
 def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
@@ -33,7 +33,5 @@ def handler404(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 def handler500(request: HttpRequest) -> HttpResponse:
     if request.path.startswith("/api/"):
-        return JsonResponse(
-            {"error": {"code": "internal_error", "message": "服务器内部错误，请稍后重试", "details": {}}}, status=500
-        )
+        return _api_error("internal_error", 500)
     return server_error(request)

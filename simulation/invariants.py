@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from accounts.models import Merchant, MerchantTier
 from compliance.models import CustodyReconciliation, TransactionReport
+from config.money import yuan_label
 from wallets.models import Entry, LedgerAccount, Transfer
 from withdrawals.fees import policy_current
 from withdrawals.models import Status, Withdrawal, WithdrawalApproval, WithdrawalEvent
@@ -309,7 +310,7 @@ class Checker:
                 if len(before) < 2:
                     self.fail(
                         "dual_approval",
-                        f"withdrawal {wid} of ¥{w['amount'] / 100:,.2f} (≥ ¥{threshold / 100:,.2f}) went to processing "
+                        f"withdrawal {wid} of {yuan_label(w['amount'])} (≥ {yuan_label(threshold)}) went to processing "
                         f"with {len(before)} approver(s)",
                         wid,
                     )
@@ -324,7 +325,7 @@ class Checker:
                 if n != 1:
                     self.fail(
                         "large_value_report",
-                        f"paid withdrawal {wid} of ¥{w['amount'] / 100:,.2f} has {n} large-value reports after the "
+                        f"paid withdrawal {wid} of {yuan_label(w['amount'])} has {n} large-value reports after the "
                         f"compliance run at {last_compliance:%m-%d %H:%M}",
                         wid,
                     )
@@ -439,7 +440,7 @@ class Checker:
         if w is None:
             return []
         lines = [
-            f"withdrawal {w.pk} {w.order_no} merchant {w.merchant_id} ¥{w.amount / 100:,.2f} fee {w.fee} "
+            f"withdrawal {w.pk} {w.order_no} merchant {w.merchant_id} {yuan_label(w.amount)} fee {w.fee} "
             f"{w.speed} to {w.payout_account.kind} …{w.payout_account.account_number[-4:]} status {w.status} "
             f"channel {w.channel_code or '-'} risk {w.risk_outcome} approvals required {w.required_approvals}"
         ]

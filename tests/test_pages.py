@@ -12,13 +12,13 @@ from django.utils import timezone
 
 from accounts.models import Notification
 from accounts.services import payout_account_find
+from config.money import fen_to_yuan
 from risk.contract import RiskDecision
 from risk.models import SmsMessage
 from tests.factories import card_for
 from tests.security_support import last_sms_code
 from wallets.selectors import wallet_balances
 from withdrawals.models import Status, Withdrawal
-from withdrawals.templatetags.merchant_ui import fen_to_yuan
 
 pytestmark = pytest.mark.django_db
 

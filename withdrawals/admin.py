@@ -17,18 +17,16 @@ from django.utils.safestring import mark_safe
 
 from accounts.models import Merchant
 from channels.models import StatementDifference
+from config.catalogue import failure_text
 from config.crypto import pii_hash
 from config.errors import DomainError, error_message
 from config.history_admin import SafeHistoryAdmin
+from config.money import yuan_label
 from risk.presenters import explanation_html, labels_html, linked_accounts_html
 
 from .models import Status, Withdrawal, WithdrawalApproval, WithdrawalEvent, WithdrawalPolicy
 from .reconciliation import statement_difference_apply_channel, statement_difference_resolve
 from .services import withdrawal_approve, withdrawal_reject
-
-
-def yuan(fen: int | None) -> str:
-    return "—" if fen is None else f"¥{fen / 100:,.2f}"
 
 
 class ReviewQueue(Withdrawal):
@@ -186,15 +184,15 @@ class WithdrawalAdmin(admin.ModelAdmin):
 
     @admin.display(description="金额", ordering="amount")
     def amount_yuan(self, obj: Withdrawal) -> str:
-        return yuan(obj.amount)
+        return yuan_label(obj.amount)
 
     @admin.display(description="手续费")
     def fee_yuan(self, obj: Withdrawal) -> str:
-        return yuan(obj.fee)
+        return yuan_label(obj.fee)
 
     @admin.display(description="到账金额")
     def net_yuan(self, obj: Withdrawal) -> str:
-        return yuan(obj.net_amount)
+        return yuan_label(obj.net_amount)
 
     @admin.display(description="状态", ordering="status")
     def status_badge(self, obj: Withdrawal) -> str:
@@ -218,7 +216,7 @@ class WithdrawalAdmin(admin.ModelAdmin):
 
     @admin.display(description="失败原因")
     def failure_reason(self, obj: Withdrawal) -> str:
-        return error_message(obj.failure_code) if obj.failure_code else "—"
+        return failure_text(obj.failure_code, obj.failure_detail) or "—"
 
     @admin.display(description="风控解释")
     def risk_explanation_pretty(self, obj: Withdrawal) -> str:
@@ -335,8 +333,8 @@ class WithdrawalAdmin(admin.ModelAdmin):
                 already_approved=obj.approvals.filter(reviewer=user).exists(),
                 approvals_given=obj.approvals.count(),
                 waiting=str(timezone.now() - obj.created_at).split(".")[0],
-                amount_yuan=yuan(obj.amount),
-                net_yuan=yuan(obj.net_amount),
+                amount_yuan=yuan_label(obj.amount),
+                net_yuan=yuan_label(obj.net_amount),
             )
         return super().change_view(request, object_id, form_url, extra_context=extra)
 

@@ -31,7 +31,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.models import KycRecord, Merchant, Notification, PayoutAccount, User
 from accounts.services import login_record, names_match, payout_account_add, payout_account_check_receivable
+from config.catalogue import failure_describe, failure_text
 from config.errors import DomainError, error_message
+from config.money import fen_to_yuan
 from risk.models import StepUpChallenge
 from risk.sms import InboxMessage, mask_phone, sms_demo_inbox_latest
 from risk.stepup import (
@@ -72,12 +74,9 @@ from .services import (
     withdrawal_submit,
     withdrawal_verify,
 )
-from .templatetags.merchant_ui import failure_text, fen_to_yuan
 
 DRAFT_SALT = "withdrawals.web.draft"
 DRAFT_MAX_AGE_SECONDS = 30 * 60
-# Failures that say the payee account itself is the problem: a retry should go to another account.
-ACCOUNT_FAILURES = {"invalid_account", "account_frozen", "name_mismatch"}
 _DEVICE_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
@@ -490,7 +489,7 @@ def _progress_context(w: Withdrawal) -> dict[str, Any]:
         "w": w,
         "steps": _progress(w, events),
         "timeline": _timeline(w),
-        "failure": failure_text(w.failure_code, w.failure_detail) if w.failure_code else "",
+        "failure": failure_text(w.failure_code, w.failure_detail),
     }
 
 
@@ -510,9 +509,11 @@ def _dev_sms(merchant: Merchant) -> dict[str, Any] | None:
 
 
 def _retry_default(w: Withdrawal, usable: list[PayoutAccount]) -> int | None:
+    """The account a retry preselects: another one when the catalogue says the payee account is the problem."""
     others = [a for a in usable if a.pk != w.payout_account_id]
     same = [a for a in usable if a.pk == w.payout_account_id]
-    if w.failure_code in ACCOUNT_FAILURES and others:
+    failure = failure_describe(w.failure_code, w.failure_detail)
+    if failure is not None and failure.suggests_another_account and others:
         return next((a.pk for a in others if a.is_default), others[0].pk)
     preferred = same + others
     return preferred[0].pk if preferred else None

@@ -85,9 +85,9 @@ def _balance(page, base: str, kind: str) -> str:  # type: ignore[no-untyped-def]
 
 def test_merchant_withdraws_and_sees_failure_explained(page, live_server, merchant_alice):  # type: ignore[no-untyped-def]
     from channels.sandbox_rules import make_card_number
+    from config.money import fen_to_yuan
     from wallets.selectors import wallet_balances
     from withdrawals.models import Status, Withdrawal
-    from withdrawals.templatetags.merchant_ui import fen_to_yuan
 
     start = wallet_balances(merchant_id=merchant_alice.pk).available
     base = live_server.url

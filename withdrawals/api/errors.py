@@ -1,4 +1,5 @@
-"""Every API error is ``{"error": {"code", "message", "details"}}`` with a 4xx/5xx status."""
+"""Every API error is ``{"error": {"code", "message", "action", "details"}}`` with a 4xx/5xx status
+(``config.catalogue.error_body``: the words and the action come from the catalogue, in the negotiated language)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,12 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from accounts.api_auth import ApiLockedOut
-from config.errors import DomainError, error_message
+from config.catalogue import error_body
+from config.errors import DomainError
 
 
 def error_response(code: str, *, status_code: int, details: Any = None, message: str | None = None) -> Response:
-    return Response(
-        {"error": {"code": code, "message": message or error_message(code), "details": details or {}}},
-        status=status_code,
-    )
+    return Response(error_body(code, message=message, details=details or {}), status=status_code)
 
 
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:

@@ -30,6 +30,19 @@ WalletBody = inline_serializer(
         "reserve": serializers.IntegerField(),
     },
 )
+
+
+class ActionSerializer(serializers.Serializer):
+    """The action to suggest: ``{"code": "retry", "text": "重试"}`` (config.catalogue.ACTIONS)."""
+
+    code = serializers.CharField(help_text="what the user can do: a key of config.catalogue.ACTIONS")
+    text = serializers.CharField(help_text="the same in words, in the request's language")
+
+    class Meta:
+        ref_name = "Action"
+
+
+ActionBody = ActionSerializer()
 ErrorBody = inline_serializer(
     name="Error",
     fields={
@@ -38,6 +51,7 @@ ErrorBody = inline_serializer(
             fields={
                 "code": serializers.CharField(),
                 "message": serializers.CharField(),
+                "action": ActionBody,
                 "details": serializers.DictField(),
             },
         )

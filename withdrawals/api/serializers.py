@@ -6,7 +6,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
+from config.catalogue import action_dict, failure_describe
 from withdrawals.models import Withdrawal
+
+from .schema import ActionSerializer
 
 
 class StrictSerializer(serializers.Serializer):
@@ -45,6 +48,7 @@ class WithdrawalCreateSerializer(StrictSerializer):
 class WithdrawalSerializer(serializers.ModelSerializer):
     payout_account = serializers.IntegerField(source="payout_account_id")
     failure_reason = serializers.SerializerMethodField()
+    failure_action = serializers.SerializerMethodField()
     events = serializers.SerializerMethodField()
     risk = serializers.SerializerMethodField()
     channel = serializers.SerializerMethodField()
@@ -65,6 +69,7 @@ class WithdrawalSerializer(serializers.ModelSerializer):
             "channel",
             "failure_code",
             "failure_reason",
+            "failure_action",
             "risk",
             "created_at",
             "updated_at",
@@ -76,9 +81,15 @@ class WithdrawalSerializer(serializers.ModelSerializer):
         ]
 
     def get_failure_reason(self, w: Withdrawal) -> str:
-        from config.errors import error_message
+        """The failure's words from the catalogue in the request's language ("" while nothing failed)."""
+        failure = failure_describe(w.failure_code, w.failure_detail)
+        return failure.message if failure is not None else ""
 
-        return error_message(w.failure_code) if w.failure_code else ""
+    @extend_schema_field(ActionSerializer(allow_null=True))
+    def get_failure_action(self, w: Withdrawal) -> dict[str, str] | None:
+        """What the merchant can do about the failure (null while nothing failed)."""
+        failure = failure_describe(w.failure_code, w.failure_detail)
+        return action_dict(failure.action) if failure is not None else None
 
     @extend_schema_field(
         inline_serializer(

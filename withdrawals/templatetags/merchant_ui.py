@@ -7,7 +7,8 @@ from typing import Any
 from django import template
 
 from accounts.models import Notification
-from config.errors import CATALOGUE, error_message
+from config.catalogue import failure_text
+from config.money import fen_to_yuan
 from withdrawals.models import Status
 
 register = template.Library()
@@ -22,16 +23,9 @@ _BADGE: dict[str, str] = {
 }
 
 
-def fen_to_yuan(fen: int, *, grouping: bool = True) -> str:
-    """1234567 → "12,345.67". Integer arithmetic only, so no float ever touches an amount."""
-    sign = "-" if fen < 0 else ""
-    yuan, cents = divmod(abs(int(fen)), 100)
-    whole = f"{yuan:,}" if grouping else str(yuan)
-    return f"{sign}{whole}.{cents:02d}"
-
-
 @register.filter
 def yuan(value: Any) -> str:
+    """1234567 → "12,345.67" (config.money.fen_to_yuan: Decimal, never float)."""
     if value is None or value == "":
         return ""
     return fen_to_yuan(int(value))
@@ -50,19 +44,9 @@ def status_badge(status: str) -> str:
     return _BADGE.get(status, "progress")
 
 
-def failure_text(code: str, detail: str = "") -> str:
-    """The plain-words reason for a failed / rejected withdrawal."""
-    if not code:
-        return ""
-    if code in CATALOGUE:
-        return error_message(code)
-    if code == "rejected_by_review":
-        return f"审核未通过：{detail}" if detail else "审核未通过"
-    return detail or "提现未成功，资金已退回可提现余额"
-
-
 @register.filter
 def failure_reason(withdrawal: Any) -> str:
+    """The plain-words reason for a failed / rejected withdrawal (config.catalogue)."""
     return failure_text(withdrawal.failure_code, withdrawal.failure_detail)
 
 
