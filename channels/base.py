@@ -21,6 +21,7 @@ Errors raised by ``submit`` / ``query``:
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -108,6 +109,26 @@ class InvalidCallback(Exception):
     """A callback whose signature, timestamp or body does not verify. Never acted on."""
 
 
+class ConfigError(ValueError):
+    """A channel's config is incomplete or unusable (missing setting, unreadable key, unknown adapter): a setup
+    problem, not an answer from the channel. Raised when an adapter is built; callers catch this, not any
+    ``ValueError`` (which would also hide bugs)."""
+
+
+@dataclass(frozen=True)
+class CallbackAnswer:
+    """What we answer a provider's callback, in that provider's protocol: it stops retrying only on the
+    acknowledgement it expects, so each adapter owns its answer."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+
+    @classmethod
+    def json(cls, status: int, payload: dict[str, Any]) -> CallbackAnswer:
+        return cls(status, json.dumps(payload).encode())
+
+
 class ChannelAdapter(Protocol):
     code: str
 
@@ -116,3 +137,9 @@ class ChannelAdapter(Protocol):
     def query(self, order_no: str) -> PayoutResult: ...
 
     def parse_callback(self, headers: dict[str, str], body: bytes) -> PayoutResult: ...
+
+    @staticmethod
+    def callback_answer(*, accepted: bool, outcome: str) -> CallbackAnswer:
+        """The acknowledgement of a callback we stored (``accepted``) or refused (signature, freshness, body).
+        ``outcome`` is what the callback did (applied, duplicate, ...)."""
+        ...

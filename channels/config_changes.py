@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from config.errors import DomainError
 
+from .base import ConfigError
 from .models import Channel, ChannelConfigChange
 
 # Key material an adapter reads with channels.adapters._common.material(): given inline it would be a secret
@@ -59,11 +60,10 @@ def _check_builds(channel: Channel, config: dict[str, Any]) -> None:
     if channel.adapter == Channel.Adapter.SANDBOX:
         return
     from .adapters import build_adapter
-    from .adapters._common import ConfigError
 
     try:
         build_adapter(channel.adapter, channel.code, config)
-    except (ConfigError, ValueError) as exc:
+    except ConfigError as exc:
         raise DomainError("invalid_request", details={"config": f"the adapter cannot be built: {exc}"}) from None
 
 

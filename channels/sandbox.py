@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .base import (
+    CallbackAnswer,
     ChannelRejected,
     ChannelUnknownOutcome,
     ErrorAction,
@@ -109,6 +110,11 @@ class SandboxAdapter:
             if row is None:
                 return PayoutResult(order_no=order_no, status=PayoutStatus.NOT_FOUND)
             return self._result(row)
+
+    @staticmethod
+    def callback_answer(*, accepted: bool, outcome: str) -> CallbackAnswer:
+        """Never asked (the in-process sandbox sends no callbacks); the bank-direct shape for completeness."""
+        return CallbackAnswer.json(200 if accepted else 401, {"received": accepted, "outcome": outcome})
 
     def parse_callback(self, headers: dict[str, str], body: bytes) -> PayoutResult:
         raise InvalidCallback("the in-process sandbox sends no callbacks")

@@ -156,7 +156,8 @@ def test_a_proposal_made_against_an_older_config_is_void(bank_channel):  # type:
 
 
 def test_key_material_by_environment_variable(monkeypatch, tmp_path):  # type: ignore[no-untyped-def]
-    from channels.adapters._common import ConfigError, material
+    from channels.adapters._common import material
+    from channels.base import ConfigError
 
     monkeypatch.setenv("BANKX_SECRET", "s3cret")
     assert material({"secret_env": "BANKX_SECRET"}, "secret") == "s3cret"

@@ -3,8 +3,9 @@
 The adapter verifies the signature and freshness (``InvalidCallback`` otherwise: refused, never acted on). A
 notification id we have handled before is a replay: acknowledged, nothing changes. Otherwise the result goes
 through ``payout_apply_result``, which never moves a withdrawal backwards and changes nothing when applied twice,
-so duplicated and reordered callbacks are harmless. The answer is in the format each provider expects, so it
-stops retrying once we have stored the notification.
+so duplicated and reordered callbacks are harmless. The answer is in the format each provider expects (each
+adapter's ``callback_answer``: the adapter owns its protocol), so it stops retrying once we have stored the
+notification.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from channels.base import InvalidCallback, PayoutResult
+from channels.adapters import callback_answer
+from channels.base import ConfigError, InvalidCallback, PayoutResult
 from channels.models import Channel
 from channels.services import channel_adapter, channel_callback_receipt, channel_callback_seen
 
@@ -63,25 +65,10 @@ def payout_callback_receive(*, channel_code: str, headers: object, body: bytes) 
 
 
 def _answer(adapter: str, outcome: CallbackOutcome) -> HttpResponse:
-    if adapter == Channel.Adapter.ALIPAY:
-        # Alipay stops retrying only on the exact body "success".
-        response = HttpResponse(
-            "success" if outcome.accepted else "fail",
-            content_type="text/plain",
-            status=200 if outcome.accepted else 400,
-        )
-    elif adapter == Channel.Adapter.WECHAT:
-        response = (
-            JsonResponse({"code": "SUCCESS", "message": "成功"}, status=200)
-            if outcome.accepted
-            else JsonResponse({"code": "FAIL", "message": "失败"}, status=401)
-        )
-    elif outcome.accepted:  # bank-direct: any 2xx acknowledges (docs/bankdirect-protocol.md)
-        response = JsonResponse({"received": True, "outcome": outcome.outcome})
-    else:
-        # Why it failed (signature, freshness, body) is logged in payout_callback_receive, never told to the
-        # sender: a forger learns nothing from trying.
-        response = JsonResponse({"error_code": "REJECTED", "error_message": "callback not accepted"}, status=401)
+    # Why a callback was refused (signature, freshness, body) is logged in payout_callback_receive, never
+    # told to the sender: a forger learns nothing from trying.
+    answer = callback_answer(adapter, accepted=outcome.accepted, outcome=outcome.outcome)
+    response = HttpResponse(answer.body, status=answer.status, content_type=answer.content_type)
     if outcome.accepted:
         response["X-Callback-Outcome"] = outcome.outcome
     return response
@@ -95,7 +82,7 @@ def channel_callback_view(request: HttpRequest, channel_code: str) -> HttpRespon
         return JsonResponse({"error": "unknown channel"}, status=404)
     try:
         outcome = payout_callback_receive(channel_code=channel_code, headers=request.headers, body=request.body)
-    except ValueError as exc:  # the channel's own config is unusable: let the provider retry later
+    except ConfigError as exc:  # the channel's own config is unusable: let the provider retry later
         log.error("callback for %s cannot be checked: %s", channel_code, exc)
         return HttpResponse(json.dumps({"error": "try again later"}), status=503, content_type="application/json")
     return _answer(adapter, outcome)

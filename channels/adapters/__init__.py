@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from channels.base import ChannelAdapter, PayoutStatus
+from channels.base import CallbackAnswer, ChannelAdapter, ConfigError, PayoutStatus
 
 
 @dataclass(frozen=True)
@@ -23,21 +23,41 @@ class StatementLine:
     occurred_at: dt.datetime  # timezone-aware
 
 
-def build_adapter(adapter_name: str, code: str, config: dict[str, Any]) -> ChannelAdapter:
-    """The adapter for a ``Channel.adapter`` value. "sandbox" is not built here (see channels.sandbox)."""
+def adapter_class(adapter_name: str) -> Any:
+    """The adapter class for a ``Channel.adapter`` value. "sandbox" is not here (see channels.sandbox)."""
     if adapter_name == "bankdirect":
         from .bankdirect import BankDirectAdapter
 
-        return BankDirectAdapter(code, config)
+        return BankDirectAdapter
     if adapter_name == "alipay":
         from .alipay import AlipayAdapter
 
-        return AlipayAdapter(code, config)
+        return AlipayAdapter
     if adapter_name == "wechat":
         from .wechat import WeChatAdapter
 
-        return WeChatAdapter(code, config)
-    raise ValueError(f"unknown channel adapter {adapter_name!r}")
+        return WeChatAdapter
+    raise ConfigError(f"unknown channel adapter {adapter_name!r}")
 
 
-__all__ = ["StatementLine", "build_adapter"]
+def build_adapter(adapter_name: str, code: str, config: dict[str, Any]) -> ChannelAdapter:
+    """The adapter for a ``Channel.adapter`` value, or ``ConfigError`` when the config cannot make one (a
+    missing setting, a key that does not parse, a number that is not one)."""
+    cls = adapter_class(adapter_name)
+    try:
+        adapter: ChannelAdapter = cls(code, config)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"channel {code} ({adapter_name}) config unusable: {exc}") from exc
+    return adapter
+
+
+def callback_answer(adapter_name: str, *, accepted: bool, outcome: str) -> CallbackAnswer:
+    """How the provider behind ``adapter_name`` expects its callback to be acknowledged (the adapter's own
+    protocol; needs no config)."""
+    answer: CallbackAnswer = adapter_class(adapter_name).callback_answer(accepted=accepted, outcome=outcome)
+    return answer
+
+
+__all__ = ["StatementLine", "adapter_class", "build_adapter", "callback_answer"]

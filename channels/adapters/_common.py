@@ -20,16 +20,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from channels import catalogue
-from channels.base import ChannelRejected, ChannelUnknownOutcome, ErrorAction, PayoutStatus
+from channels.base import ChannelRejected, ChannelUnknownOutcome, ConfigError, ErrorAction, PayoutStatus
 
 from . import StatementLine
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_CALLBACK_MAX_AGE = 300
-
-
-class ConfigError(ValueError):
-    """The channel config is incomplete or unreadable (a setup problem, raised at build time)."""
 
 
 def setting(config: dict[str, Any], name: str, default: Any = None) -> Any:

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from channels.base import (
     AccountKind,
+    CallbackAnswer,
     ChannelError,
     ChannelRejected,
     ErrorAction,
@@ -26,6 +27,7 @@ from channels.base import (
     PayoutStatus,
 )
 from channels.catalogue import lookup
+from config.money import fen_to_yuan
 
 from . import StatementLine
 from ._common import (
@@ -67,7 +69,8 @@ def sign_content(params: dict[str, str], exclude: tuple[str, ...]) -> bytes:
 
 
 def yuan(fen: int) -> str:
-    return f"{fen // 100}.{fen % 100:02d}"
+    """Alipay's amount: yuan with two decimals, no grouping (config.money, exact)."""
+    return fen_to_yuan(fen, grouping=False)
 
 
 def fen(amount: str) -> int:
@@ -131,6 +134,14 @@ class AlipayAdapter:
             raise error_for(PROVIDER, _code(content), str(content.get("sub_msg", "")))
         amount = fen(str(content["trans_amount"])) if content.get("trans_amount") else None
         return self._result(order_no, content, amount=amount)
+
+    @staticmethod
+    def callback_answer(*, accepted: bool, outcome: str) -> CallbackAnswer:
+        """Alipay stops retrying only on the exact body "success"."""
+        del outcome
+        if accepted:
+            return CallbackAnswer(200, b"success", "text/plain")
+        return CallbackAnswer(400, b"fail", "text/plain")
 
     def parse_callback(self, headers: dict[str, str], body: bytes) -> PayoutResult:
         del headers  # Alipay signs the form fields, not headers

@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from channels.base import ChannelError, InvalidCallback, PayoutRequest, PayoutResult, PayoutStatus
+from channels.base import CallbackAnswer, ChannelError, InvalidCallback, PayoutRequest, PayoutResult, PayoutStatus
 
 from . import StatementLine
 from ._common import (
@@ -74,6 +74,14 @@ class BankDirectAdapter:
         if answer.status == 404:
             return PayoutResult(order_no=order_no, status=PayoutStatus.NOT_FOUND)
         return self._payout_result(self._payout_or_raise(answer))
+
+    @staticmethod
+    def callback_answer(*, accepted: bool, outcome: str) -> CallbackAnswer:
+        """Any 2xx acknowledges (docs/bankdirect-protocol.md). A refusal says nothing of why (signature,
+        freshness, body): that is logged on our side, never told to the sender, so a forger learns nothing."""
+        if accepted:
+            return CallbackAnswer.json(200, {"received": True, "outcome": outcome})
+        return CallbackAnswer.json(401, {"error_code": "REJECTED", "error_message": "callback not accepted"})
 
     def parse_callback(self, headers: dict[str, str], body: bytes) -> PayoutResult:
         h = lower_headers(headers)

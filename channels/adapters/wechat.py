@@ -28,8 +28,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from channels.base import (
     AccountKind,
+    CallbackAnswer,
     ChannelError,
     ChannelRejected,
+    ConfigError,
     ErrorAction,
     InvalidCallback,
     PayoutRequest,
@@ -42,7 +44,6 @@ from ._common import (
     DEFAULT_CALLBACK_MAX_AGE,
     DEFAULT_TIMEOUT,
     Answer,
-    ConfigError,
     Transport,
     bad_response,
     error_for,
@@ -148,6 +149,14 @@ class WeChatAdapter:
             raise error_for(PROVIDER, *self._error_code(answer))
         content = self._json(answer)
         return self._result(content, amount=int(content["transfer_amount"]) if "transfer_amount" in content else None)
+
+    @staticmethod
+    def callback_answer(*, accepted: bool, outcome: str) -> CallbackAnswer:
+        """WeChat Pay v3: 200 with code SUCCESS acknowledges; anything else (4xx/5xx, code FAIL) is retried."""
+        del outcome
+        if accepted:
+            return CallbackAnswer.json(200, {"code": "SUCCESS", "message": "成功"})
+        return CallbackAnswer.json(401, {"code": "FAIL", "message": "失败"})
 
     def parse_callback(self, headers: dict[str, str], body: bytes) -> PayoutResult:
         h = lower_headers(headers)
