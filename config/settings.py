@@ -106,7 +106,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
-            ]
+            ],
+            "libraries": {"money": "config.money_filters"},  # yuan / yuan_plain (config.money)
         },
     }
 ]

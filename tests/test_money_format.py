@@ -61,3 +61,20 @@ def test_admin_notifications_and_routing_show_yuan_through_it(settings) -> None:
     settings.ROUTING_LARGE_AMOUNT_FEN = 5_000_000
     assert choose_policy(amount=123456789, speed="standard")[1] == "到账金额 1,234,567.89 元 ≥ 大额阈值 50,000.00 元"
     assert alipay_amount(1) == "0.01" and alipay_amount(123456789) == "1234567.89"  # Alipay's trans_amount
+
+
+def test_the_money_library_for_any_template() -> None:
+    page = Template("{% load money %}{{ a|yuan }} {{ a|yuan_plain }}")
+    assert page.render(Context({"a": -123456789})) == "-1,234,567.89 -1234567.89"
+
+
+@pytest.mark.django_db
+def test_the_ops_page_shows_a_channels_quota_in_yuan(sandbox_channel) -> None:  # type: ignore[no-untyped-def]
+    from django.utils import timezone
+
+    from channels.models import ChannelQuotaUsage
+    from tests.staff import staff_client, staff_user
+
+    ChannelQuotaUsage.objects.create(channel=sandbox_channel, day=timezone.localdate(), amount=123456789, count=3)
+    html = staff_client(staff_user("ops-admin", None)).get("/admin/ops/").content.decode()
+    assert "3 笔<br>1,234,567.89 元" in html  # was widthratio: float division rounded to 1234568

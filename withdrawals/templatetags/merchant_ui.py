@@ -8,7 +8,7 @@ from django import template
 
 from accounts.models import Notification
 from config.catalogue import failure_text
-from config.money import fen_to_yuan
+from config.money_filters import yuan, yuan_plain
 from withdrawals.models import Status
 
 register = template.Library()
@@ -23,20 +23,9 @@ _BADGE: dict[str, str] = {
 }
 
 
-@register.filter
-def yuan(value: Any) -> str:
-    """1234567 → "12,345.67" (config.money.fen_to_yuan: Decimal, never float)."""
-    if value is None or value == "":
-        return ""
-    return fen_to_yuan(int(value))
-
-
-@register.filter
-def yuan_plain(value: Any) -> str:
-    """For form values: no thousands separators, so the amount parser reads it back unchanged."""
-    if value is None or value == "":
-        return ""
-    return fen_to_yuan(int(value), grouping=False)
+# The money filters (config.money_filters) under this library too, so a merchant page loads one library.
+register.filter("yuan", yuan)
+register.filter("yuan_plain", yuan_plain)
 
 
 @register.filter
