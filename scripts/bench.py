@@ -45,7 +45,7 @@ def bench_submit(merchants: int, per_merchant: int, threads: int) -> None:
     from django.db import connections
 
     from tests.factories import ChannelFactory, MerchantFactory
-    from withdrawals import services
+    from withdrawals import dispatch, services
     from withdrawals.fees import policy_current
 
     ChannelFactory()
@@ -53,7 +53,7 @@ def bench_submit(merchants: int, per_merchant: int, threads: int) -> None:
     policy.daily_count_limit = 10_000
     policy.daily_amount_limit = 10**12
     policy.save()
-    services.enqueue_payout = lambda wid, seq=None, countdown=0: None  # type: ignore[assignment,misc]  # acceptance only
+    dispatch.enqueue_payout = lambda wid, seq=None, countdown=0: None  # type: ignore[assignment,misc]  # acceptance only
     people: list[Any] = [MerchantFactory(credit=per_merchant * 20_000) for _ in range(merchants)]
     jobs = [(m.pk, m.payout_accounts.get(is_default=True).pk) for m in people for _ in range(per_merchant)]
     latencies: list[float] = []
@@ -84,14 +84,14 @@ def bench_submit(merchants: int, per_merchant: int, threads: int) -> None:
 
 
 def bench_payout(limit: int) -> None:
-    from withdrawals import payouts
+    from withdrawals import dispatch, payouts
     from withdrawals.models import Status, Withdrawal
 
     ids = list(Withdrawal.objects.filter(status=Status.APPROVED).values_list("pk", flat=True)[:limit])
     if not ids:
         print("payout: nothing approved to pay (run the submit part first)")
         return
-    payouts.enqueue_query = lambda wid, seq=None, countdown=0: None  # type: ignore[assignment,misc]
+    dispatch.enqueue_query = lambda wid, seq=None, countdown=0: None  # type: ignore[assignment,misc]
     latencies = []
     start = time.perf_counter()
     for wid in ids:

@@ -127,13 +127,12 @@ def provider(monkeypatch: pytest.MonkeyPatch, transactional_db: Any) -> Provider
 def queued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, int | None]]:
     """Tasks the services enqueue, kept instead of run: the test decides when (and how often) they run."""
     tasks: list[tuple[str, int, int | None]] = []
-    for module in ("withdrawals.services", "withdrawals.payouts"):
-        monkeypatch.setattr(
-            f"{module}.enqueue_payout", lambda wid, seq=None, countdown=0: tasks.append(("payout", wid, seq))
-        )
-        monkeypatch.setattr(
-            f"{module}.enqueue_query", lambda wid, seq=None, countdown=0: tasks.append(("query", wid, seq))
-        )
+    monkeypatch.setattr(
+        "withdrawals.dispatch.enqueue_payout", lambda wid, seq=None, countdown=0: tasks.append(("payout", wid, seq))
+    )
+    monkeypatch.setattr(
+        "withdrawals.dispatch.enqueue_query", lambda wid, seq=None, countdown=0: tasks.append(("query", wid, seq))
+    )
     return tasks
 
 

@@ -121,7 +121,7 @@ def test_only_channel_side_failures_count(ali):
 def test_unknown_outcome_is_escalated_once_and_keeps_being_queried(merchant_alice, settings, monkeypatch):
     settings.WITHDRAWAL_UNKNOWN_ESCALATE_SECONDS = 60
     queued = []
-    monkeypatch.setattr("withdrawals.payouts.enqueue_query", lambda wid, seq=None, countdown=0: queued.append(wid))
+    monkeypatch.setattr("withdrawals.dispatch.enqueue_query", lambda wid, seq=None, countdown=0: queued.append(wid))
     account = card_for(merchant_alice, "33")  # the answer is lost: unknown
     w = withdrawal_submit(merchant_id=merchant_alice.pk, payout_account_id=account.pk, amount=10_000).withdrawal
     unknown = Withdrawal.objects.get(pk=w.pk)

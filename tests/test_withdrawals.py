@@ -67,8 +67,7 @@ def test_permanent_failure_returns_everything_with_a_plain_reason(merchant_alice
 
 def test_timeout_is_unknown_then_a_query_settles_it_with_one_payout(merchant_alice, monkeypatch):
     queued = []
-    monkeypatch.setattr("withdrawals.services.enqueue_query", lambda wid, seq=None, countdown=0: queued.append(wid))
-    monkeypatch.setattr("withdrawals.payouts.enqueue_query", lambda wid, seq=None, countdown=0: queued.append(wid))
+    monkeypatch.setattr("withdrawals.dispatch.enqueue_query", lambda wid, seq=None, countdown=0: queued.append(wid))
     w = fresh(submit(merchant_alice, card_for(merchant_alice, "33")))
     assert w.status == Status.OUTCOME_UNKNOWN
     assert wallet_balances(merchant_id=merchant_alice.pk).held == 10_000  # money stays held while unknown
@@ -98,7 +97,7 @@ def test_transient_errors_retry_under_the_same_order_number(merchant_alice):
 
 
 def test_delayed_payout_is_polled_until_paid(merchant_alice, monkeypatch):
-    monkeypatch.setattr("withdrawals.payouts.enqueue_query", lambda wid, seq=None, countdown=0: None)
+    monkeypatch.setattr("withdrawals.dispatch.enqueue_query", lambda wid, seq=None, countdown=0: None)
     w = fresh(submit(merchant_alice, card_for(merchant_alice, "44")))
     assert w.status == Status.PROCESSING
     payouts.payout_query_run(withdrawal_id=w.pk)

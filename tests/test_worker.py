@@ -114,9 +114,8 @@ def test_sweeper_flags_a_stuck_withdrawal_once(sandbox_channel, settings, monkey
     from django.utils import timezone
 
     m = MerchantFactory(credit=500_000)
-    monkeypatch.setattr("withdrawals.services.enqueue_payout", lambda wid, seq=None, countdown=0: None)
+    monkeypatch.setattr("withdrawals.dispatch.enqueue_payout", lambda wid, seq=None, countdown=0: None)
     w = withdrawal_submit(merchant_id=m.pk, payout_account_id=m.payout_accounts.get(is_default=True).pk, amount=10_000)
-    monkeypatch.setattr("withdrawals.payouts.enqueue_payout", lambda wid, seq=None, countdown=0: None)
     later = timezone.now() + timedelta(seconds=settings.WITHDRAWAL_STUCK_AFTER_SECONDS + 5)
     assert payouts.sweep(now=later)["stuck"] == 1
     assert payouts.sweep(now=later)["stuck"] == 0

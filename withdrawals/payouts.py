@@ -47,8 +47,15 @@ from config.faults import crash_point
 from wallets.models import Transfer
 from wallets.services import hold_post, transfer_reverse
 
+from . import dispatch
+from .lifecycle import (
+    withdrawal_event_record,
+    withdrawal_hold_release,
+    withdrawal_lock,
+    withdrawal_notify,
+    withdrawal_transition,
+)
 from .models import Status, Withdrawal
-from .services import _lock, _move, _notify, _record, _release_hold, enqueue_payout, enqueue_query
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +117,7 @@ def _save_lease(w: Withdrawal, *more: str) -> None:
 
 def _enqueue_query(w: Withdrawal, *, countdown: int = 0) -> None:
     """Follow up with a query under the current sequence number (a stale copy will find nothing to do)."""
-    enqueue_query(w.pk, seq=w.action_seq, countdown=countdown)
+    dispatch.enqueue_query(w.pk, seq=w.action_seq, countdown=countdown)
 
 
 def _request_for(w: Withdrawal) -> PayoutRequest:
@@ -138,7 +145,7 @@ def payout_start(*, withdrawal_id: int, seq: int | None = None) -> Started | Non
     """Route an approved withdrawal, claim its lease and mark it processing. Returns what to send, or None when
     there is nothing to do (state already moved, a duplicate message, or no channel now: retried later)."""
     with transaction.atomic(durable=True):
-        w = _lock(withdrawal_id)
+        w = withdrawal_lock(withdrawal_id)
         if w.status != Status.APPROVED:
             return None
         if w.required_approvals > 1 and w.approvals.values("reviewer").distinct().count() < w.required_approvals:
@@ -146,7 +153,9 @@ def payout_start(*, withdrawal_id: int, seq: int | None = None) -> Started | Non
             if w.stuck_flagged_at is None:
                 w.stuck_flagged_at = timezone.now()
                 w.save(update_fields=["stuck_flagged_at"])
-                _record(w, from_status=w.status, actor=None, actor_label="worker", reason="缺少双人审核，拒绝出款")
+                withdrawal_event_record(
+                    w, from_status=w.status, actor=None, actor_label="worker", reason="缺少双人审核，拒绝出款"
+                )
             return None
         token = _claim(w, seq=seq)
         if token is None:
@@ -167,7 +176,7 @@ def payout_start(*, withdrawal_id: int, seq: int | None = None) -> Started | Non
             refused[decision.channel_code] = admission.reason
             decision = None
         if decision is None:
-            _record(
+            withdrawal_event_record(
                 w,
                 from_status=w.status,
                 actor=None,
@@ -192,7 +201,7 @@ def payout_start(*, withdrawal_id: int, seq: int | None = None) -> Started | Non
         # A new channel: this is the first request it gets for the order number.
         w.channel_sends, w.channel_refusals = 1, 0
         w.channel_last_sent_at = timezone.now()
-        _move(
+        withdrawal_transition(
             w,
             "start_processing",
             actor_label="worker",
@@ -262,7 +271,7 @@ def _send(withdrawal_id: int, started: Started) -> None:
 def payout_query_run(*, withdrawal_id: int, seq: int | None = None) -> None:
     """Worker entry: ask the channel what became of a processing / unknown payout. Runs only with the lease."""
     with transaction.atomic(durable=True):
-        w = _lock(withdrawal_id)
+        w = withdrawal_lock(withdrawal_id)
         if w.status not in IN_FLIGHT or not w.channel_code:
             return
         lease = _claim(w, seq=seq)
@@ -281,11 +290,13 @@ def payout_query_run(*, withdrawal_id: int, seq: int | None = None) -> None:
         channel_call_observe(channel_code=code, operation="query", started=began, error=exc)
         exc = exc if isinstance(exc, ChannelRejected) else ChannelRejected(f"channel config unusable: {exc}")
         with transaction.atomic(durable=True):
-            w = _lock(withdrawal_id)
+            w = withdrawal_lock(withdrawal_id)
             if not _holds(w, lease):
                 return
             _release(w)
-            _record(w, from_status=w.status, actor=None, actor_label="worker", reason=f"查询失败：{exc.message}")
+            withdrawal_event_record(
+                w, from_status=w.status, actor=None, actor_label="worker", reason=f"查询失败：{exc.message}"
+            )
             w.next_action_at = timezone.now() + timedelta(seconds=_backoff(POLL_BACKOFF, w.attempts))
             _save_lease(w)
         return
@@ -293,7 +304,7 @@ def payout_query_run(*, withdrawal_id: int, seq: int | None = None) -> None:
     if result.status == PayoutStatus.NOT_FOUND:
         # The channel has no such payout: send it again under the SAME order number, still under our lease.
         with transaction.atomic(durable=True):
-            w = _lock(withdrawal_id)
+            w = withdrawal_lock(withdrawal_id)
             if not _holds(w, lease):
                 return  # the lease expired and another task took over
             if w.status not in IN_FLIGHT or w.channel_code != code:
@@ -301,12 +312,14 @@ def payout_query_run(*, withdrawal_id: int, seq: int | None = None) -> None:
                 _save_lease(w)
                 return
             if w.status == Status.OUTCOME_UNKNOWN:
-                _move(w, "confirm_processing", actor_label="worker", reason="通道无此订单，按原订单号重新提交")
+                withdrawal_transition(
+                    w, "confirm_processing", actor_label="worker", reason="通道无此订单，按原订单号重新提交"
+                )
             now = timezone.now()
             if _past_grace(w, now) and w.channel_refusals < w.channel_sends:
                 # Asked after every earlier request's window closed, the channel has none of them: they never
                 # took effect and never will, so they count as refused (a later refusal may move the payout).
-                _record(
+                withdrawal_event_record(
                     w,
                     from_status=w.status,
                     actor=None,
@@ -339,7 +352,7 @@ def payout_query_run(*, withdrawal_id: int, seq: int | None = None) -> None:
 
 def payout_mark_unknown(*, withdrawal_id: int, detail: str, lease: str | None = None) -> None:
     with transaction.atomic(durable=True):
-        w = _lock(withdrawal_id)
+        w = withdrawal_lock(withdrawal_id)
         if lease is not None and not _holds(w, lease):
             return  # we lost the lease: the task that holds it now decides
         _release(w)
@@ -351,7 +364,7 @@ def payout_mark_unknown(*, withdrawal_id: int, detail: str, lease: str | None = 
         delay = _backoff(POLL_BACKOFF, n - 1)
         w.next_action_at = timezone.now() + timedelta(seconds=delay)
         if w.status == Status.PROCESSING:
-            _move(
+            withdrawal_transition(
                 w,
                 "mark_unknown",
                 actor_label="worker",
@@ -370,7 +383,7 @@ def payout_rejected(*, withdrawal_id: int, error: ChannelRejected, lease: str | 
     channel only when every request we sent there was refused like this one: then nothing can be in flight
     there and the channel has not paid the order number."""
     with transaction.atomic(durable=True):
-        w = _lock(withdrawal_id)
+        w = withdrawal_lock(withdrawal_id)
         if lease is not None and not _holds(w, lease):
             return
         _release(w)
@@ -401,7 +414,7 @@ def payout_rejected(*, withdrawal_id: int, error: ChannelRejected, lease: str | 
             w.routing["excluded"] = sorted({*w.routing.get("excluded", []), w.channel_code})
             why = "通道熔断" if breaker_open else "无法出款"
             w.next_action_at = None
-            _move(
+            withdrawal_transition(
                 w,
                 "back_to_approved",
                 actor_label="worker",
@@ -409,7 +422,7 @@ def payout_rejected(*, withdrawal_id: int, error: ChannelRejected, lease: str | 
                 data=data,
                 extra_fields=("routing", "channel_refusals", *LEASE_FIELDS),
             )
-            enqueue_payout(w.pk, seq=w.action_seq)
+            dispatch.enqueue_payout(w.pk, seq=w.action_seq)
             return
         table = RETRY_BACKOFF if error.action == ErrorAction.RETRY else tuple(t * 4 for t in RETRY_BACKOFF)
         delay = _backoff(table, len(history) - 1)
@@ -421,7 +434,7 @@ def payout_rejected(*, withdrawal_id: int, error: ChannelRejected, lease: str | 
         w.next_action_at = timezone.now() + timedelta(seconds=delay)
         _save_lease(w, "routing", "channel_refusals")
         stay = "" if not wants_to_leave else "；此前的请求可能仍在通道处理中，先查询确认，不换通道"
-        _record(
+        withdrawal_event_record(
             w,
             from_status=w.status,
             actor=None,
@@ -437,7 +450,7 @@ def _fail(w: Withdrawal, code: str, detail: str, *, data: dict) -> None:
     if w.channel_code:
         channel_quota_release(code=w.channel_code, order_no=w.order_no)
     w.failure_code, w.failure_detail = code, detail[:255]
-    _move(
+    withdrawal_transition(
         w,
         "mark_failed",
         actor_label="worker",
@@ -445,8 +458,10 @@ def _fail(w: Withdrawal, code: str, detail: str, *, data: dict) -> None:
         data=data,
         extra_fields=("failure_code", "failure_detail", "routing"),
     )
-    _release_hold(w)
-    _notify(w, "withdrawal_failed", "提现失败，资金已退回", f"{error_message(code)}。您可以修改收款账户后一键重试。")
+    withdrawal_hold_release(w)
+    withdrawal_notify(
+        w, "withdrawal_failed", "提现失败，资金已退回", f"{error_message(code)}。您可以修改收款账户后一键重试。"
+    )
 
 
 def payout_apply_result(
@@ -459,7 +474,7 @@ def payout_apply_result(
     cannot be (another channel paid it too, or the withdrawal was already given back), operations are alerted.
     Returns what happened: "applied", "unchanged", "ignored" or "escalated"."""
     with transaction.atomic(durable=True):
-        w = _lock(withdrawal_id)
+        w = withdrawal_lock(withdrawal_id)
         before = w.status
         held = _holds(w, lease)
         if held:
@@ -476,7 +491,7 @@ def payout_apply_result(
         if expect_channel and w.channel_code != expect_channel:
             if money_left:
                 return _paid_elsewhere(w, channel=expect_channel, data=data)
-            _record(
+            withdrawal_event_record(
                 w,
                 from_status=w.status,
                 actor=None,
@@ -487,7 +502,7 @@ def payout_apply_result(
             return "ignored"
         if result.amount is not None and result.amount != w.net_amount and result.status == PayoutStatus.SUCCEEDED:
             # Never book a payout whose amount the channel reports differently: operations must look.
-            _record(
+            withdrawal_event_record(
                 w,
                 from_status=w.status,
                 actor=None,
@@ -504,13 +519,17 @@ def payout_apply_result(
         if money_left and w.status == Status.APPROVED and w.channel_code == answering:
             # The payout had left this channel (it refused every request we knew of) yet the channel paid: the
             # money is gone, so take it back to this channel and book it before anything is sent elsewhere.
-            _move(w, "start_processing", actor_label="worker", reason=f"通道 {answering} 回报已出款", data=data)
+            withdrawal_transition(
+                w, "start_processing", actor_label="worker", reason=f"通道 {answering} 回报已出款", data=data
+            )
         if money_left and w.status in (Status.FAILED, Status.REJECTED, Status.CANCELLED):
             return _paid_elsewhere(w, channel=answering, data=data)
         if result.status == PayoutStatus.SUCCEEDED:
             if w.status in IN_FLIGHT:
                 _mark_paid(w, data=data)
-                _notify(w, "withdrawal_paid", "提现已到账", f"{w.net_amount / 100:.2f} 元已打入您的收款账户。")
+                withdrawal_notify(
+                    w, "withdrawal_paid", "提现已到账", f"{w.net_amount / 100:.2f} 元已打入您的收款账户。"
+                )
         elif result.status == PayoutStatus.FAILED:
             if w.status in IN_FLIGHT:
                 _fail(w, result.reason_code or "channel_error", result.message or result.provider_code, data=data)
@@ -522,7 +541,9 @@ def payout_apply_result(
                 _reverse(w, data=data)
         elif result.status in (PayoutStatus.PROCESSING, PayoutStatus.AWAITING_PAYEE):
             if w.status == Status.OUTCOME_UNKNOWN:
-                _move(w, "confirm_processing", actor_label="worker", reason="通道已受理，处理中", data=data)
+                withdrawal_transition(
+                    w, "confirm_processing", actor_label="worker", reason="通道已受理，处理中", data=data
+                )
             if (
                 w.status == Status.PROCESSING
                 and result.status == PayoutStatus.AWAITING_PAYEE
@@ -532,7 +553,7 @@ def payout_apply_result(
                 # (payee_unclaimed) and the hold is released. Until then we keep polling.
                 w.routing = {**w.routing, "awaiting_payee_since": timezone.now().isoformat()}
                 w.save(update_fields=["routing", "updated_at"])
-                _record(
+                withdrawal_event_record(
                     w,
                     from_status=w.status,
                     actor=None,
@@ -567,7 +588,7 @@ def _paid_elsewhere(w: Withdrawal, *, channel: str, data: dict) -> str:
     w.stuck_flagged_at = timezone.now()
     w.save(update_fields=["stuck_flagged_at"])
     what = "已按该通道入账" if booked else "无法自动入账"
-    _record(
+    withdrawal_event_record(
         w,
         from_status=w.status,
         actor=None,
@@ -591,7 +612,7 @@ def _paid_elsewhere(w: Withdrawal, *, channel: str, data: dict) -> str:
 def _mark_paid(w: Withdrawal, *, data: dict) -> None:
     """processing / unknown → paid: held money goes to the channel's clearing account and the fee to revenue."""
     w.paid_at = timezone.now()
-    _move(w, "mark_paid", actor_label="worker", reason="已到账", data=data, extra_fields=("paid_at",))
+    withdrawal_transition(w, "mark_paid", actor_label="worker", reason="已到账", data=data, extra_fields=("paid_at",))
     crash_point("payout.before_ledger_post", w.pk)
     hold_post(
         merchant_id=w.merchant_id,
@@ -607,7 +628,7 @@ def _reverse(w: Withdrawal, *, data: dict) -> None:
     post = Transfer.objects.get(reference=f"withdrawal:{w.pk}:post")
     transfer_reverse(transfer=post, reference=f"withdrawal:{w.pk}:reverse", description=f"bank return {w.order_no}")
     w.failure_code = "bank_returned"
-    _move(
+    withdrawal_transition(
         w,
         "mark_reversed",
         actor_label="worker",
@@ -615,8 +636,10 @@ def _reverse(w: Withdrawal, *, data: dict) -> None:
         data=data,
         extra_fields=("failure_code",),
     )
-    _release_hold(w, suffix="return")
-    _notify(w, "withdrawal_returned", "银行退票，资金已退回", "收款银行退回了这笔款项，金额已全额退回可提现余额。")
+    withdrawal_hold_release(w, suffix="return")
+    withdrawal_notify(
+        w, "withdrawal_returned", "银行退票，资金已退回", "收款银行退回了这笔款项，金额已全额退回可提现余额。"
+    )
 
 
 def payout_bank_return(*, withdrawal_id: int, source: str = "statement") -> str:
@@ -640,13 +663,13 @@ def payout_escalate_unknown(*, now=None) -> int:
     raised = 0
     for wid in due.values_list("pk", flat=True)[:200]:
         with transaction.atomic(durable=True):
-            w = _lock(wid)
+            w = withdrawal_lock(wid)
             if w.status != Status.OUTCOME_UNKNOWN or "escalated_at" in w.routing or w.state_changed_at > deadline:
                 continue
             w.routing = {**w.routing, "escalated_at": now.isoformat()}
             w.save(update_fields=["routing", "updated_at"])
             waited = int((now - w.state_changed_at).total_seconds())
-            _record(
+            withdrawal_event_record(
                 w,
                 from_status=w.status,
                 actor=None,
@@ -682,11 +705,11 @@ def sweep(*, now=None) -> dict[str, int]:
     due = Q(next_action_at__lte=now) | Q(next_action_at__isnull=True, state_changed_at__lte=stale)
     approved = Withdrawal.objects.filter(free & due, status=Status.APPROVED)
     for wid, seq in approved.values_list("pk", "action_seq")[:500]:
-        enqueue_payout(wid, seq=seq)
+        dispatch.enqueue_payout(wid, seq=seq)
         counts["payout"] += 1
     in_flight = Withdrawal.objects.filter(free & due, status__in=IN_FLIGHT)
     for wid, seq in in_flight.values_list("pk", "action_seq")[:500]:
-        enqueue_query(wid, seq=seq)
+        dispatch.enqueue_query(wid, seq=seq)
         counts["query"] += 1
     stuck_before = now - timedelta(seconds=settings.WITHDRAWAL_STUCK_AFTER_SECONDS)
     stuck = Withdrawal.objects.filter(
@@ -700,11 +723,11 @@ def sweep(*, now=None) -> dict[str, int]:
     )
     for w in stuck[:200]:
         with transaction.atomic():
-            w = _lock(w.pk)
+            w = withdrawal_lock(w.pk)
             if w.stuck_flagged_at is None and w.state_changed_at <= stuck_before:
                 w.stuck_flagged_at = now
                 w.save(update_fields=["stuck_flagged_at"])
-                _record(
+                withdrawal_event_record(
                     w,
                     from_status=w.status,
                     actor=None,

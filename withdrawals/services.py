@@ -20,16 +20,14 @@ from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from accounts.models import KycRecord, Merchant, MerchantTier, Notification, PayoutAccount, User
+from accounts.models import KycRecord, Merchant, MerchantTier, PayoutAccount, User
 from accounts.services import merchant_tier_refresh, payout_account_check_receivable
 from channels.services import channel_can_serve, channel_route
 from config.errors import DomainError
 from risk.contract import RiskDecision
-from risk.learning import CompletedWithdrawal, risk_completed_source_register
 from risk.models import RiskLabel, StepUpChallenge
 from risk.services import risk_assess_withdrawal, risk_label_record
 from risk.stepup import (
-    stepup_exhausted_register,
     stepup_face_complete,
     stepup_face_start,
     stepup_issue,
@@ -37,10 +35,19 @@ from risk.stepup import (
     stepup_verify,
     totp_device_confirmed,
 )
-from wallets.services import hold_place, hold_void
+from wallets.services import hold_place
 
+from . import dispatch
 from .fees import ARRIVAL_TEXT, Quote, fee_for, policy_current
-from .models import RETRYABLE_STATES, Speed, Status, Withdrawal, WithdrawalApproval, WithdrawalEvent
+from .lifecycle import (
+    withdrawal_event_record,
+    withdrawal_hold_release,
+    withdrawal_lock,
+    withdrawal_notify,
+    withdrawal_transition,
+)
+from .models import RETRYABLE_STATES, Speed, Status, Withdrawal, WithdrawalApproval
+from .selectors import withdrawal_risk_ref
 
 log = logging.getLogger(__name__)
 
@@ -50,80 +57,8 @@ COUNTED_FOR_LIMITS = ~Q(status__in=[Status.REJECTED, Status.CANCELLED, Status.FA
 
 
 # --- helpers ----------------------------------------------------------------------------------------------
-def _lock(withdrawal_id: int) -> Withdrawal:
-    # FOR NO KEY UPDATE: we never change keys, and it does not block the KEY SHARE locks that inserts of
-    # rows referencing this one (events, notifications) take in other transactions.
-    try:
-        return Withdrawal.objects.select_for_update(no_key=True).get(pk=withdrawal_id)
-    except Withdrawal.DoesNotExist:
-        raise DomainError("not_found", details={"withdrawal": withdrawal_id})
-
-
-def _record(
-    w: Withdrawal,
-    *,
-    from_status: str,
-    actor: User | None,
-    actor_label: str,
-    reason: str = "",
-    data: dict[str, Any] | None = None,
-) -> WithdrawalEvent:
-    return WithdrawalEvent.objects.create(
-        withdrawal=w,
-        actor=actor,
-        actor_label=actor_label,
-        from_status=from_status,
-        to_status=w.status,
-        reason=reason[:255],
-        data=data or {},
-    )
-
-
-def _move(
-    w: Withdrawal,
-    transition: str,
-    *,
-    actor: User | None = None,
-    actor_label: str = "system",
-    reason: str = "",
-    data: dict[str, Any] | None = None,
-    extra_fields: tuple[str, ...] = (),
-) -> None:
-    """Apply an FSM transition to a locked withdrawal, save it and record the event."""
-    from_status = w.status
-    getattr(w, transition)()
-    w.state_changed_at = timezone.now()
-    w.stuck_flagged_at = None
-    w.save(update_fields=["status", "state_changed_at", "stuck_flagged_at", "updated_at", *extra_fields])
-    _record(w, from_status=from_status, actor=actor, actor_label=actor_label, reason=reason, data=data)
-
-
-def _notify(w: Withdrawal, kind: str, title: str, body: str = "") -> None:
-    Notification.objects.create(
-        merchant_id=w.merchant_id, kind=kind, title=title, body=body, link=f"/withdrawals/{w.pk}/"
-    )
-
-
-def enqueue_payout(withdrawal_id: int, *, seq: int | None = None, countdown: int = 0) -> None:
-    """After commit: a payout task for the withdrawal, fenced by its ``action_seq`` (a stale copy does nothing)."""
-    from .tasks import payout_run
-
-    transaction.on_commit(lambda: payout_run.apply_async(args=(withdrawal_id, seq), countdown=countdown))
-
-
-def enqueue_query(withdrawal_id: int, *, seq: int | None = None, countdown: int = 0) -> None:
-    """After commit: a query task for a payout at a channel, fenced like ``enqueue_payout``."""
-    from .tasks import payout_query
-
-    transaction.on_commit(lambda: payout_query.apply_async(args=(withdrawal_id, seq), countdown=countdown))
-
-
 def _hold_ref(w: Withdrawal) -> str:
     return f"withdrawal:{w.pk}:hold"
-
-
-def _release_hold(w: Withdrawal, *, suffix: str = "void") -> None:
-    hold_void(merchant_id=w.merchant_id, amount=w.amount, reference=f"withdrawal:{w.pk}:{suffix}")
 
 
 def _local_day_start(now: datetime) -> datetime:
@@ -301,7 +236,7 @@ def withdrawal_submit(
         )
         hold_place(merchant_id=merchant.pk, amount=amount, reference=_hold_ref(w))
         actor_label = "merchant" if source == "web" else source
-        _record(
+        withdrawal_event_record(
             w,
             from_status="",
             actor=actor,
@@ -465,28 +400,36 @@ def _apply_risk(w: Withdrawal, decision: RiskDecision, *, actor: User | None, st
     data = {"outcome": decision.outcome, "score": decision.score, "reasons": decision.reasons}
     if decision.outcome != "block" and w.required_approvals > 1:
         # At or above the dual-approval threshold two different reviewers decide, whatever risk said.
-        _move(w, "to_review", actor_label="risk", reason=DUAL_REVIEW_REASON, data={**data, "dual_approval": True})
+        withdrawal_transition(
+            w, "to_review", actor_label="risk", reason=DUAL_REVIEW_REASON, data={**data, "dual_approval": True}
+        )
         return
     if decision.outcome == "block":
         w.failure_code = "risk_blocked"
-        _move(w, "reject", actor_label="risk", reason="风控拦截", data=data, extra_fields=("failure_code",))
-        _release_hold(w)
+        withdrawal_transition(
+            w, "reject", actor_label="risk", reason="风控拦截", data=data, extra_fields=("failure_code",)
+        )
+        withdrawal_hold_release(w)
         if start_payout:
-            _notify(w, "withdrawal_rejected", "提现未通过风控审核", "资金已退回可提现余额。如有疑问请提交工单。")
+            withdrawal_notify(
+                w, "withdrawal_rejected", "提现未通过风控审核", "资金已退回可提现余额。如有疑问请提交工单。"
+            )
     elif decision.outcome == "review":
-        _move(w, "to_review", actor_label="risk", reason="风控转人工审核", data=data)
+        withdrawal_transition(w, "to_review", actor_label="risk", reason="风控转人工审核", data=data)
     elif decision.outcome == "step_up":
-        _move(w, "to_verification", actor_label="risk", reason="需要身份验证", data=data)
+        withdrawal_transition(w, "to_verification", actor_label="risk", reason="需要身份验证", data=data)
         if not start_payout:
             return  # a replay of history decides only: no code is sent to anyone
         if _stepup_start(w) == StepUpChallenge.Method.TOTP:
-            _notify(w, "withdrawal_verify", "请完成身份验证", "请输入身份验证器 App 中的 6 位动态口令，验证后即出款。")
+            withdrawal_notify(
+                w, "withdrawal_verify", "请完成身份验证", "请输入身份验证器 App 中的 6 位动态口令，验证后即出款。"
+            )
         else:
-            _notify(w, "withdrawal_verify", "请完成短信验证", "验证码已发送到您的手机，验证后即出款。")
+            withdrawal_notify(w, "withdrawal_verify", "请完成短信验证", "验证码已发送到您的手机，验证后即出款。")
     else:
-        _move(w, "approve", actor_label="risk", reason="自动审核通过", data=data)
+        withdrawal_transition(w, "approve", actor_label="risk", reason="自动审核通过", data=data)
         if start_payout:
-            enqueue_payout(w.pk, seq=w.action_seq)
+            dispatch.enqueue_payout(w.pk, seq=w.action_seq)
 
 
 # --- merchant actions -------------------------------------------------------------------------------------
@@ -504,14 +447,16 @@ def withdrawal_verify(*, withdrawal_id: int, merchant_id: int, code: str, actor:
 
 def _verified(withdrawal_id: int, *, actor: User | None, reason: str) -> Withdrawal:
     with transaction.atomic(durable=True):
-        w = _lock(withdrawal_id)
+        w = withdrawal_lock(withdrawal_id)
         if w.status != Status.AWAITING_VERIFICATION:
             raise DomainError("invalid_state", details={"status": w.status})
         if w.required_approvals > 1:  # a passed step-up never replaces the two reviewers of a large amount
-            _move(w, "to_review", actor=actor, actor_label="merchant", reason=f"{reason}；{DUAL_REVIEW_REASON}")
+            withdrawal_transition(
+                w, "to_review", actor=actor, actor_label="merchant", reason=f"{reason}；{DUAL_REVIEW_REASON}"
+            )
             return w
-        _move(w, "approve", actor=actor, actor_label="merchant", reason=reason)
-        enqueue_payout(w.pk, seq=w.action_seq)
+        withdrawal_transition(w, "approve", actor=actor, actor_label="merchant", reason=reason)
+        dispatch.enqueue_payout(w.pk, seq=w.action_seq)
     return w
 
 
@@ -556,31 +501,34 @@ def withdrawal_stepup_exhausted(*, withdrawal_id: int) -> Withdrawal | None:
         w = Withdrawal.objects.select_for_update(no_key=True).filter(pk=withdrawal_id).first()
         if w is None or w.status != Status.AWAITING_VERIFICATION:
             return None
-        _move(w, "to_review", actor_label="risk", reason=STEPUP_EXHAUSTED_REASON, data={"stepup": "exhausted"})
-        _notify(w, "withdrawal_review", "提现已转人工审核", "验证失败次数过多，这笔提现将由审核员处理，请留意消息。")
+        withdrawal_transition(
+            w, "to_review", actor_label="risk", reason=STEPUP_EXHAUSTED_REASON, data={"stepup": "exhausted"}
+        )
+        withdrawal_notify(
+            w, "withdrawal_review", "提现已转人工审核", "验证失败次数过多，这笔提现将由审核员处理，请留意消息。"
+        )
     return w
 
 
-def _stepup_exhausted(subject: str) -> None:
+def withdrawal_stepup_subject_exhausted(subject: str) -> None:
+    """Risk's step-up ran out of guesses for ``subject``; when it is a withdrawal, a reviewer decides (wired to
+    ``risk.stepup`` in ``WithdrawalsConfig.ready()``)."""
     kind, _, ref = subject.partition(":")
     if kind == "withdrawal" and ref.isdigit():
         withdrawal_stepup_exhausted(withdrawal_id=int(ref))
-
-
-stepup_exhausted_register(_stepup_exhausted)
 
 
 def withdrawal_cancel(
     *, withdrawal_id: int, merchant_id: int, actor: User | None = None, actor_label: str = "merchant"
 ) -> Withdrawal:
     with transaction.atomic(durable=True):
-        w = _lock(withdrawal_id)
+        w = withdrawal_lock(withdrawal_id)
         if w.merchant_id != merchant_id:
             raise DomainError("not_found")
         if w.status not in (Status.PENDING_REVIEW, Status.AWAITING_VERIFICATION, Status.APPROVED):
             raise DomainError("invalid_state", details={"status": w.status})
-        _move(w, "cancel", actor=actor, actor_label=actor_label, reason="商户取消")
-        _release_hold(w)
+        withdrawal_transition(w, "cancel", actor=actor, actor_label=actor_label, reason="商户取消")
+        withdrawal_hold_release(w)
     return w
 
 
@@ -594,7 +542,7 @@ def withdrawal_approve(*, withdrawal_id: int, reviewer: User, note: str = "") ->
     """One reviewer's approval. Amounts at or above the dual-approval threshold need two different reviewers."""
     _require_reviewer(reviewer)
     with transaction.atomic(durable=True):
-        w = _lock(withdrawal_id)
+        w = withdrawal_lock(withdrawal_id)
         if w.status != Status.PENDING_REVIEW:
             raise DomainError("invalid_state", details={"status": w.status})
         if w.approvals.filter(reviewer=reviewer).exists():
@@ -602,7 +550,7 @@ def withdrawal_approve(*, withdrawal_id: int, reviewer: User, note: str = "") ->
         WithdrawalApproval.objects.create(withdrawal=w, reviewer=reviewer, note=note[:255])
         given = w.approvals.count()
         if given < w.required_approvals:
-            _record(
+            withdrawal_event_record(
                 w,
                 from_status=w.status,
                 actor=reviewer,
@@ -610,7 +558,7 @@ def withdrawal_approve(*, withdrawal_id: int, reviewer: User, note: str = "") ->
                 reason=f"第 {given}/{w.required_approvals} 位审核员通过" + (f"：{note}" if note else ""),
             )
             return w
-        _move(
+        withdrawal_transition(
             w,
             "approve",
             actor=reviewer,
@@ -619,18 +567,15 @@ def withdrawal_approve(*, withdrawal_id: int, reviewer: User, note: str = "") ->
             data={"approvals": given},
         )
         _label(w, fraud=False, source=RiskLabel.Source.REVIEW_APPROVED)
-        enqueue_payout(w.pk, seq=w.action_seq)
+        dispatch.enqueue_payout(w.pk, seq=w.action_seq)
     return w
-
-
-def _risk_ref(w: Withdrawal) -> str:
-    """The withdrawal id risk saw (an imported id, else ours)."""
-    return str((w.risk_explanation or {}).get("withdrawal_ref") or w.pk)
 
 
 def _label(w: Withdrawal, *, fraud: bool, source: str) -> None:
     """A reviewer's decision becomes a training label (with the features the decision was made on)."""
-    risk_label_record(withdrawal_ref=_risk_ref(w), merchant_ref=w.merchant.risk_subject, fraud=fraud, source=source)
+    risk_label_record(
+        withdrawal_ref=withdrawal_risk_ref(w), merchant_ref=w.merchant.risk_subject, fraud=fraud, source=source
+    )
 
 
 def withdrawal_reject(*, withdrawal_id: int, reviewer: User, reason: str) -> Withdrawal:
@@ -639,11 +584,11 @@ def withdrawal_reject(*, withdrawal_id: int, reviewer: User, reason: str) -> Wit
     if not reason.strip():
         raise DomainError("invalid_request", details={"reason": "a rejection needs a reason"})
     with transaction.atomic(durable=True):
-        w = _lock(withdrawal_id)
+        w = withdrawal_lock(withdrawal_id)
         if w.status not in (Status.PENDING_REVIEW, Status.AWAITING_VERIFICATION):
             raise DomainError("invalid_state", details={"status": w.status})
         w.failure_code, w.failure_detail = "rejected_by_review", reason[:255]
-        _move(
+        withdrawal_transition(
             w,
             "reject",
             actor=reviewer,
@@ -651,29 +596,7 @@ def withdrawal_reject(*, withdrawal_id: int, reviewer: User, reason: str) -> Wit
             reason=reason,
             extra_fields=("failure_code", "failure_detail"),
         )
-        _release_hold(w)
+        withdrawal_hold_release(w)
         _label(w, fraud=True, source=RiskLabel.Source.REVIEW_REJECTED)
-        _notify(w, "withdrawal_rejected", "提现申请被驳回", f"原因：{reason}。资金已全额退回可提现余额。")
+        withdrawal_notify(w, "withdrawal_rejected", "提现申请被驳回", f"原因：{reason}。资金已全额退回可提现余额。")
     return w
-
-
-# --- the learning loop's view of completed withdrawals ----------------------------------------------------
-def _completed_withdrawals(since: datetime, until: datetime) -> list[CompletedWithdrawal]:
-    rows = (
-        Withdrawal.objects.filter(status=Status.PAID, paid_at__gte=since, paid_at__lt=until)
-        .select_related("merchant")
-        .only("pk", "paid_at", "client_ip", "device_id", "risk_explanation", "merchant__external_ref", "merchant__id")
-    )
-    return [
-        CompletedWithdrawal(
-            withdrawal_ref=_risk_ref(w),
-            merchant_ref=w.merchant.risk_subject,
-            paid_at=w.paid_at or until,
-            ip=w.client_ip or "",
-            device=w.device_id,
-        )
-        for w in rows.iterator(chunk_size=1000)
-    ]
-
-
-risk_completed_source_register(_completed_withdrawals)

@@ -81,9 +81,8 @@ class Broker:
 @pytest.fixture
 def broker(monkeypatch: pytest.MonkeyPatch) -> Broker:
     b = Broker()
-    for module in ("withdrawals.services", "withdrawals.payouts"):
-        monkeypatch.setattr(f"{module}.enqueue_payout", b.enqueue_payout)
-        monkeypatch.setattr(f"{module}.enqueue_query", b.enqueue_query)
+    monkeypatch.setattr("withdrawals.dispatch.enqueue_payout", b.enqueue_payout)
+    monkeypatch.setattr("withdrawals.dispatch.enqueue_query", b.enqueue_query)
     return b
 
 
