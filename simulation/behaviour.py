@@ -23,6 +23,7 @@ from django.utils import timezone
 from accounts.services import login_record
 from channels.models import Channel
 from config.errors import DomainError
+from config.money import yuan_label
 from risk.models import SmsMessage
 from risk.stepup import face_provider
 from wallets.selectors import wallet_balances
@@ -247,7 +248,7 @@ class Actors:
             return
         w = result.withdrawal
         self.obs.count("withdrawals_submitted")
-        self._track(m, w, fee, f"submitted ¥{amount / 100:,.2f} {speed} → {w.status} (risk {w.risk_outcome})")
+        self._track(m, w, fee, f"submitted {yuan_label(amount)} {speed} → {w.status} (risk {w.risk_outcome})")
         if rng.random() < 0.03:  # a double click: the same key replays the same withdrawal
             again = withdrawal_submit(
                 merchant_id=m.id, payout_account_id=account_id, amount=amount, speed=speed, idempotency_key=key,

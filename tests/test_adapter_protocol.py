@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import cast
 
 import pytest
 from django.test import Client
@@ -96,3 +97,26 @@ def test_the_callback_view_sends_the_adapters_answer(monkeypatch) -> None:  # ty
             expected.content_type,
         )
         assert answer["X-Callback-Outcome"] == "duplicate"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_payout_to_a_channel_whose_config_is_unusable_is_refused_and_the_channel_paused() -> None:
+    import json as _json
+
+    from accounts.models import Merchant
+    from accounts.services import api_key_create
+    from channels.models import Channel
+    from tests.factories import MerchantFactory
+    from withdrawals.models import Status, Withdrawal
+
+    ChannelFactory(code="bankx", name="银行直连", adapter="bankdirect", config={**BANKDIRECT, "timeout": "soon"})
+    merchant = cast(Merchant, MerchantFactory(credit=1_000_000))
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {api_key_create(merchant=merchant)}")
+    account = merchant.payout_accounts.get(is_default=True)
+    body = _json.dumps({"amount": 10_000, "payout_account": account.pk})
+    api.post("/api/v1/withdrawals", data=body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="cfg-1")
+    w = Withdrawal.objects.get()
+    channel = Channel.objects.get(code="bankx")
+    # Nothing was sent (the adapter could not be built): a definite refusal, the channel paused, no failure.
+    assert channel.paused and channel.paused_reason.startswith("channel_misconfigured: channel config unusable")
+    assert w.status == Status.APPROVED and w.failure_code == ""

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
+from accounts.models import Notification
 from accounts.services import api_key_create
 from channels.catalogue import CATALOGUE as CHANNEL_CATALOGUE
 from channels.catalogue import reason_codes
@@ -202,6 +203,13 @@ def test_every_code_in_the_code_is_in_the_catalogue() -> None:
     assert seen > 100  # the walker does see the code (DomainError alone is raised well over a hundred times)
 
 
+def test_every_notification_in_the_code_comes_from_the_catalogue() -> None:
+    found, _seen = _problems_in_the_code("notification", "kind", "hardcoded")
+    assert found == []
+    sent = {value for path in _sources() for _, what, value in uses(path.read_text()) if what == "notification"}
+    assert sent == set(NOTIFICATIONS)  # and every template is sent from somewhere the walker sees
+
+
 def test_every_reason_of_the_channel_catalogue_is_in_the_catalogue() -> None:
     reasons = {entry.reason for entry in CHANNEL_CATALOGUE.values()} | set(reason_codes())
     assert sorted(reasons - set(CODES)) == []
@@ -319,13 +327,25 @@ def test_the_api_shows_a_failure_in_words_with_the_action(merchant_alice) -> Non
     api = Client(HTTP_AUTHORIZATION=f"Bearer {api_key_create(merchant=merchant_alice)}")
     bad = card_for(merchant_alice, "11")
     body = json.dumps({"amount": 10_000, "payout_account": bad.pk})
-    created = api.post("/api/v1/withdrawals", data=body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="v-1")
+    created = api.post(
+        "/api/v1/withdrawals",
+        data=body,
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY="v-1",
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
     url = f"/api/v1/withdrawals/{created.json()['id']}"
     detail = api.get(url).json()
     assert (detail["failure_code"], detail["failure_reason"], detail["failure_action"]) == (
         "invalid_account",
         "收款账户不存在或卡号有误，请核对后重试",
         {"code": "change_payout_account", "text": "更换收款账户"},
+    )
+    # The inbox is read on the (zh-Hans) pages: its text is zh-Hans whatever the API request asked for.
+    inbox = Notification.objects.get(merchant=merchant_alice, kind="withdrawal_failed")
+    assert (inbox.title, inbox.body) == (
+        "提现失败，资金已退回",
+        "收款账户不存在或卡号有误，请核对后重试。您可以修改收款账户后一键重试。",
     )
     english = api.get(url, HTTP_ACCEPT_LANGUAGE="en").json()
     assert (english["failure_reason"], english["failure_action"]) == (

@@ -13,6 +13,7 @@ from typing import Any
 from django.utils import timezone
 
 from accounts.models import Notification, User
+from config.catalogue import PAGE_LANGUAGE, notification_render
 from config.errors import DomainError
 from wallets.services import hold_void
 
@@ -74,8 +75,15 @@ def withdrawal_hold_release(w: Withdrawal, *, suffix: str = "void") -> None:
     hold_void(merchant_id=w.merchant_id, amount=w.amount, reference=f"withdrawal:{w.pk}:{suffix}")
 
 
-def withdrawal_notify(w: Withdrawal, kind: str, title: str, body: str = "") -> None:
-    """A message on the merchant's notification page, linking to the withdrawal."""
+def withdrawal_notify(w: Withdrawal, template: str, **params: Any) -> None:
+    """A message on the merchant's notification page, linking to the withdrawal: the catalogue's ``template``
+    (config.catalogue.NOTIFICATIONS) rendered with ``params`` in the pages' language (zh-Hans), whatever
+    language the request that caused it asked for."""
+    message = notification_render(template, language=PAGE_LANGUAGE, **params)
     Notification.objects.create(
-        merchant_id=w.merchant_id, kind=kind, title=title, body=body, link=f"/withdrawals/{w.pk}/"
+        merchant_id=w.merchant_id,
+        kind=message.kind,
+        title=message.title,
+        body=message.body,
+        link=f"/withdrawals/{w.pk}/",
     )

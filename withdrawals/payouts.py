@@ -28,6 +28,7 @@ from django.utils import timezone
 from channels.base import (
     ChannelRejected,
     ChannelUnknownOutcome,
+    ConfigError,
     ErrorAction,
     PayoutRequest,
     PayoutResult,
@@ -239,7 +240,7 @@ def _send(withdrawal_id: int, started: Started) -> None:
     began = time.monotonic()
     try:
         adapter = channel_adapter(code=code)
-    except ValueError as exc:  # unreadable keys / config: nothing was sent, so this is a definite refusal
+    except ConfigError as exc:  # unreadable keys / config: nothing was sent, so this is a definite refusal
         log.error("channel %s cannot be built: %s", code, exc)
         channel_call_observe(channel_code=code, operation="submit", started=began, error=exc)
         payout_rejected(
@@ -286,7 +287,7 @@ def payout_query_run(*, withdrawal_id: int, seq: int | None = None) -> None:
         channel_call_observe(channel_code=code, operation="query", started=began, error=exc)
         payout_mark_unknown(withdrawal_id=withdrawal_id, detail=f"query: {exc.message}", lease=lease)
         return
-    except (ChannelRejected, ValueError) as exc:
+    except (ChannelRejected, ConfigError) as exc:
         channel_call_observe(channel_code=code, operation="query", started=began, error=exc)
         exc = exc if isinstance(exc, ChannelRejected) else ChannelRejected(f"channel config unusable: {exc}")
         with transaction.atomic(durable=True):
@@ -459,9 +460,7 @@ def _fail(w: Withdrawal, code: str, detail: str, *, data: dict) -> None:
         extra_fields=("failure_code", "failure_detail", "routing"),
     )
     withdrawal_hold_release(w)
-    withdrawal_notify(
-        w, "withdrawal_failed", "提现失败，资金已退回", f"{error_message(code)}。您可以修改收款账户后一键重试。"
-    )
+    withdrawal_notify(w, "withdrawal_failed", failure_code=w.failure_code, failure_detail=w.failure_detail)
 
 
 def payout_apply_result(
@@ -527,9 +526,7 @@ def payout_apply_result(
         if result.status == PayoutStatus.SUCCEEDED:
             if w.status in IN_FLIGHT:
                 _mark_paid(w, data=data)
-                withdrawal_notify(
-                    w, "withdrawal_paid", "提现已到账", f"{w.net_amount / 100:.2f} 元已打入您的收款账户。"
-                )
+                withdrawal_notify(w, "withdrawal_paid", net_amount=w.net_amount)
         elif result.status == PayoutStatus.FAILED:
             if w.status in IN_FLIGHT:
                 _fail(w, result.reason_code or "channel_error", result.message or result.provider_code, data=data)
@@ -637,9 +634,7 @@ def _reverse(w: Withdrawal, *, data: dict) -> None:
         extra_fields=("failure_code",),
     )
     withdrawal_hold_release(w, suffix="return")
-    withdrawal_notify(
-        w, "withdrawal_returned", "银行退票，资金已退回", "收款银行退回了这笔款项，金额已全额退回可提现余额。"
-    )
+    withdrawal_notify(w, "withdrawal_returned")
 
 
 def payout_bank_return(*, withdrawal_id: int, source: str = "statement") -> str:

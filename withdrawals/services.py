@@ -411,9 +411,7 @@ def _apply_risk(w: Withdrawal, decision: RiskDecision, *, actor: User | None, st
         )
         withdrawal_hold_release(w)
         if start_payout:
-            withdrawal_notify(
-                w, "withdrawal_rejected", "提现未通过风控审核", "资金已退回可提现余额。如有疑问请提交工单。"
-            )
+            withdrawal_notify(w, "withdrawal_rejected_by_risk")
     elif decision.outcome == "review":
         withdrawal_transition(w, "to_review", actor_label="risk", reason="风控转人工审核", data=data)
     elif decision.outcome == "step_up":
@@ -421,11 +419,9 @@ def _apply_risk(w: Withdrawal, decision: RiskDecision, *, actor: User | None, st
         if not start_payout:
             return  # a replay of history decides only: no code is sent to anyone
         if _stepup_start(w) == StepUpChallenge.Method.TOTP:
-            withdrawal_notify(
-                w, "withdrawal_verify", "请完成身份验证", "请输入身份验证器 App 中的 6 位动态口令，验证后即出款。"
-            )
+            withdrawal_notify(w, "withdrawal_verify_totp")
         else:
-            withdrawal_notify(w, "withdrawal_verify", "请完成短信验证", "验证码已发送到您的手机，验证后即出款。")
+            withdrawal_notify(w, "withdrawal_verify_sms")
     else:
         withdrawal_transition(w, "approve", actor_label="risk", reason="自动审核通过", data=data)
         if start_payout:
@@ -504,9 +500,7 @@ def withdrawal_stepup_exhausted(*, withdrawal_id: int) -> Withdrawal | None:
         withdrawal_transition(
             w, "to_review", actor_label="risk", reason=STEPUP_EXHAUSTED_REASON, data={"stepup": "exhausted"}
         )
-        withdrawal_notify(
-            w, "withdrawal_review", "提现已转人工审核", "验证失败次数过多，这笔提现将由审核员处理，请留意消息。"
-        )
+        withdrawal_notify(w, "withdrawal_review")
     return w
 
 
@@ -598,5 +592,5 @@ def withdrawal_reject(*, withdrawal_id: int, reviewer: User, reason: str) -> Wit
         )
         withdrawal_hold_release(w)
         _label(w, fraud=True, source=RiskLabel.Source.REVIEW_REJECTED)
-        withdrawal_notify(w, "withdrawal_rejected", "提现申请被驳回", f"原因：{reason}。资金已全额退回可提现余额。")
+        withdrawal_notify(w, "withdrawal_rejected_by_review", reason=reason)
     return w

@@ -112,7 +112,7 @@ def test_merchant_withdraws_and_sees_failure_explained(page, live_server, mercha
     assert page.inner_text("[data-status-label]") == "已到账"
     page.screenshot(path=str(SHOTS / "04-detail-paid.png"), full_page=True)
     paid = Withdrawal.objects.get()
-    assert paid.status == Status.PAID and f"¥{paid.fee / 100:.2f}" == fee
+    assert paid.status == Status.PAID and f"¥{fen_to_yuan(paid.fee)}" == fee
     assert paid.device_id.startswith("fp")  # the page script's fingerprint reached the service
 
     # --- bind a card the sandbox bank rejects ("11": the account does not exist) ---------------------------
