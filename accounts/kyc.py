@@ -22,7 +22,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from risk.engine.identity import id_number_valid, normalise_name
+from .identity import id_number_valid, normalise_name
 
 
 class KycProviderError(Exception):

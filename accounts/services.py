@@ -5,7 +5,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from stdnum import luhn
 from stdnum.exceptions import ValidationError as StdnumError
@@ -13,11 +15,9 @@ from stdnum.exceptions import ValidationError as StdnumError
 from config.crypto import pii_hash
 from config.errors import DomainError
 from config.pii import mask_id_number, mask_phone
-from risk.engine.identity import id_number_valid, normalise_name
-from risk.models import RiskLabel
-from risk.services import risk_observe, risk_sale_listener_register
-from wallets.services import wallet_open
 
+from .hooks import merchant_event_publish, merchant_fraud_recorded, merchant_opened_publish
+from .identity import id_number_valid, normalise_name
 from .kyc import KycProviderError, KycResult, kyc_provider
 from .models import ApiKey, AuditEvent, KycRecord, Merchant, MerchantTier, PayoutAccount, User
 
@@ -139,16 +139,14 @@ def merchant_register(
     with transaction.atomic():
         merchant = Merchant.objects.create(name=name, kind=kind, category=category, external_ref=external_ref)
         KycRecord.objects.create(merchant=merchant, real_name=real_name, id_number=id_number, phone=phone)
-        wallet_open(merchant_id=merchant.pk)
+        merchant_opened_publish(merchant_id=merchant.pk)  # wallets opens its ledger accounts
         user = None
         if username:
             user = User.objects.create_user(username=username, password=password, merchant=merchant)
-            from django.contrib.auth.models import Group
-
             group = Group.objects.filter(name="merchant").first()
             if group:
                 user.groups.add(group)
-        risk_observe(
+        merchant_event_publish(
             event=_event(
                 merchant,
                 "merchant_registered",
@@ -277,9 +275,8 @@ def tiers_active() -> list[MerchantTier]:
 
 def merchant_history_clean(*, merchant: Merchant, now: datetime) -> bool:
     """No confirmed fraud and no review rejection recorded against the merchant recently."""
-    return not RiskLabel.objects.filter(
-        merchant_ref=merchant.risk_subject, fraud=True, created_at__gte=now - timedelta(days=CLEAN_HISTORY_DAYS)
-    ).exists()
+    since = now - timedelta(days=CLEAN_HISTORY_DAYS)
+    return not merchant_fraud_recorded(merchant_ref=merchant.risk_subject, since=since)
 
 
 def merchant_tier_compute(*, merchant: Merchant, now: datetime | None = None) -> MerchantTier | None:
@@ -329,35 +326,21 @@ def merchant_tiers_refresh_all(*, now: datetime | None = None) -> dict[str, int]
     return {"merchants": seen, "changed": changed}
 
 
-def _on_sale_settled(event: dict[str, Any]) -> None:
-    """Each settled sale adds to the merchant's volume in one statement; the tier is re-evaluated only when the
-    volume just crossed a higher tier's threshold (cheap enough for every sale)."""
-    subject, amount = str(event.get("merchant") or ""), int(event.get("amount") or 0)
-    if not subject or amount <= 0:
+def merchant_sale_volume_add(*, merchant_id: int, amount: int, now: datetime) -> None:
+    """A settled sale adds to the merchant's volume; the tier is re-evaluated only when the volume just crossed
+    a higher tier's threshold (cheap enough for every sale). Called by wallets in the sale's transaction."""
+    if amount <= 0:
         return
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE accounts_merchant SET settled_volume = settled_volume + %s "
-            "WHERE external_ref = %s OR (external_ref = '' AND id = %s) "
-            "RETURNING id, EXISTS (SELECT 1 FROM accounts_merchanttier t WHERE t.active "
-            "AND t.min_settled_volume > accounts_merchant.settled_volume - %s "
-            "AND t.min_settled_volume <= accounts_merchant.settled_volume)",
-            [amount, subject, int(subject) if subject.isdigit() else -1, amount],
-        )
-        row = cursor.fetchone()
-    if row is not None and row[1]:
-        merchant = Merchant.objects.get(pk=row[0])
-        merchant_tier_refresh(merchant=merchant, now=_event_time(event))
-
-
-def _event_time(event: dict[str, Any]) -> datetime:
-    ts = event.get("ts")
-    if isinstance(ts, str):
-        return datetime.fromisoformat(ts.replace("Z", "+00:00"))
-    return timezone.now()
-
-
-risk_sale_listener_register(_on_sale_settled)
+    with transaction.atomic():
+        # The UPDATE's row lock holds until the sale's transaction ends, so the volume read back is ours.
+        if not Merchant.objects.filter(pk=merchant_id).update(settled_volume=F("settled_volume") + amount):
+            return
+        volume = Merchant.objects.filter(pk=merchant_id).values_list("settled_volume", flat=True).get()
+        crossed = MerchantTier.objects.filter(
+            active=True, min_settled_volume__gt=volume - amount, min_settled_volume__lte=volume
+        ).exists()
+        if crossed:
+            merchant_tier_refresh(merchant=Merchant.objects.get(pk=merchant_id), now=now)
 
 
 def payout_account_add(
@@ -392,7 +375,7 @@ def payout_account_add(
             account.save(update_fields=["is_default"])
         if kind == PayoutAccount.Kind.BANK_CARD:
             _four_elements_on_bind(merchant=merchant, card=number, holder_name=holder_name, now=now)
-        risk_observe(
+        merchant_event_publish(
             event=_event(
                 merchant,
                 "bank_card_bound",
@@ -449,7 +432,7 @@ def api_key_create(*, merchant: Merchant, label: str = "", raw: str | None = Non
 
 
 def login_record(*, merchant: Merchant, ip: str, device: str, now: Any = None) -> None:
-    risk_observe(event=_event(merchant, "login", ts=now, ip=ip, device=device))
+    merchant_event_publish(event=_event(merchant, "login", ts=now, ip=ip, device=device))
 
 
 def payout_account_find(*, merchant: Merchant, account_number: str, kind: str | None = None) -> PayoutAccount | None:
@@ -468,7 +451,7 @@ def phone_change(*, merchant: Merchant, phone: str, ip: str = "", device: str = 
         if kyc is not None:
             kyc.phone = phone
             kyc.save(update_fields=["phone", "phone_hash"])
-        risk_observe(event=_event(merchant, "phone_changed", ts=now, phone=phone, ip=ip, device=device))
+        merchant_event_publish(event=_event(merchant, "phone_changed", ts=now, phone=phone, ip=ip, device=device))
 
 
 # --- identity changes and revealing personal numbers (staff, audited) -------------------------------------
@@ -524,7 +507,7 @@ def kyc_identity_change(
             detail={"changed": detail, "verification": "reset to pending, level 0"},
         )
         if "phone" in changed:
-            risk_observe(event=_event(merchant, "phone_changed", ts=now, phone=new["phone"]))
+            merchant_event_publish(event=_event(merchant, "phone_changed", ts=now, phone=new["phone"]))
     return kyc
 
 

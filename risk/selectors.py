@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from .engine.state import CARD, DEVICE, ID_NUMBER, IP, MERCHANT, PHONE
-from .models import RiskState
+from .models import RiskLabel, RiskState
+
+
+def risk_fraud_recorded(*, merchant_ref: str, since: datetime) -> bool:
+    """Confirmed fraud or a review rejection recorded against the merchant since ``since`` (a tier that needs a
+    clean history asks this through ``accounts.hooks``)."""
+    return RiskLabel.objects.filter(merchant_ref=merchant_ref, fraud=True, created_at__gte=since).exists()
 
 
 def risk_linked_accounts(*, merchant_subject: str, limit: int = 50) -> list[dict[str, Any]]:

@@ -19,10 +19,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.identity import id_number_valid
 from config.crypto import is_pii_hash, pii_hash
 
 from .contract import RiskDecision
-from .engine import DEFAULT_RULESET, ModelArtifact, RiskEngine, id_number_valid, ruleset_from_dict, state
+from .engine import DEFAULT_RULESET, ModelArtifact, RiskEngine, ruleset_from_dict, state
 from .engine.engine import DEFAULT
 from .engine.recorder import net24
 from .engine.state import MERCHANT
@@ -145,23 +146,11 @@ def _run(fn: Callable[[RiskEngine], T], event: dict[str, Any] | None = None) -> 
 
 
 # --- events -----------------------------------------------------------------------------------------------
-_sale_listeners: list[Callable[[dict[str, Any]], None]] = []
-
-
-def risk_sale_listener_register(listener: Callable[[dict[str, Any]], None]) -> None:
-    """Called with every ``sale_credited`` event after risk has seen it, in the same transaction (accounts
-    uses it to count settled volume and upgrade tiers without risk importing accounts)."""
-    if listener not in _sale_listeners:
-        _sale_listeners.append(listener)
-
-
 def risk_observe(*, event: dict[str, Any]) -> None:
-    """Record a non-withdrawal event (registration, login, phone change, card bound, sale credited)."""
+    """Record a non-withdrawal event (registration, login, phone change, card bound, sale credited). Every
+    merchant event of accounts and wallets comes here (``RiskConfig.ready()`` listens to ``accounts.hooks``)."""
     event = risk_event_pseudonymise(event)
     _run(lambda engine: engine.observe(event), event)
-    if event.get("type") == "sale_credited":
-        for listener in _sale_listeners:
-            listener(event)
 
 
 def _parse_ts(ts: str) -> datetime:

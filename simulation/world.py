@@ -10,12 +10,12 @@ from typing import Any
 
 from django.contrib.auth.models import Group
 
+from accounts.identity import id_check_char
 from accounts.models import Merchant, PayoutAccount, User
 from accounts.roles import roles_sync
 from accounts.services import kyc_verify, login_record, merchant_register, payout_account_add, tiers_active
 from channels.models import Channel
 from channels.sandbox_rules import SUFFIXES, make_card_number
-from risk.engine.identity import id_check_char
 from wallets.services import merchant_sale_settle
 from withdrawals.fees import policy_current
 

@@ -15,6 +15,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.hooks import merchant_event_publish
+from accounts.models import Merchant
+from accounts.services import merchant_sale_volume_add
 from config.errors import DomainError
 
 from .models import Entry, LedgerAccount, Transfer
@@ -372,10 +375,8 @@ def merchant_sale_settle(
     merchant: Any = None,
 ) -> Transfer:
     """A sale of this merchant settles: pending for the merchant's freeze window (category default or
-    override), then available, keeping the required reserve topped up. Risk sees the sale."""
-    from accounts.models import Merchant
-    from risk.services import risk_observe
-
+    override), then available, keeping the required reserve topped up. Risk sees the sale (a merchant event);
+    the merchant's settled volume grows (its tier may go up)."""
     now = now or timezone.now()
     if merchant is None or merchant.pk != merchant_id:
         merchant = Merchant.objects.get(pk=merchant_id)
@@ -388,7 +389,7 @@ def merchant_sale_settle(
             reserve_required=merchant.reserve_required,
             now=now,
         )
-        risk_observe(
+        merchant_event_publish(
             event={
                 "type": "sale_credited",
                 "ts": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -398,4 +399,5 @@ def merchant_sale_settle(
                 "buyer": buyer,
             }
         )
+        merchant_sale_volume_add(merchant_id=merchant_id, amount=amount, now=now)
     return transfer

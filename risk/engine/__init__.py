@@ -5,7 +5,6 @@ Pure Python (no Django); the Django side (``risk/services.py``) wires it to a da
 
 from .engine import RiskEngine
 from .features import DEFAULT_FEATURE_CONFIG, FeatureConfig, compute_features
-from .identity import id_number_valid, normalise_name
 from .model import ModelArtifact, load_default_model, train
 from .rules import DEFAULT_RULESET, Rule, RuleSet, evaluate, evaluate_shadow, ruleset_from_dict
 from .state import InMemoryStore, StateStore
@@ -23,9 +22,7 @@ __all__ = [
     "compute_features",
     "evaluate",
     "evaluate_shadow",
-    "id_number_valid",
     "load_default_model",
-    "normalise_name",
     "ruleset_from_dict",
     "train",
 ]

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .identity import id_number_valid, normalise_name
+from accounts.identity import id_number_valid, normalise_name
+
 from .state import (
     BUYER,
     CARD,

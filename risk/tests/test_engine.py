@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from accounts.identity import id_check_char, id_number_valid, normalise_name
 from risk.contract import RiskDecision
 from risk.engine import (
     DEFAULT_RULESET,
@@ -23,12 +24,9 @@ from risk.engine import (
     StateStore,
     evaluate,
     evaluate_shadow,
-    id_number_valid,
-    normalise_name,
     ruleset_from_dict,
     train,
 )
-from risk.engine.identity import id_check_char
 from risk.engine.model import report
 
 SHARED_RISK = Path(__file__).resolve().parents[2].parent / "shared" / "risk"

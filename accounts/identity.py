@@ -1,4 +1,6 @@
-"""Identity checks: resident identity numbers (GB 11643-1999) and holder-name comparison."""
+"""Identity checks: resident identity numbers (GB 11643-1999) and holder-name comparison.
+
+Pure Python: KYC (accounts) and the risk engine (``risk.engine``, which needs no Django) both use them."""
 
 from __future__ import annotations
 
