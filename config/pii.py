@@ -51,19 +51,29 @@ def mask_account(number: str, kind: str = "bank_card") -> str:
     return f"{n[:3]}***{n[-4:]}"
 
 
-# Whole tokens only: order numbers (WD2026…A1B2) and hex ids contain digits but are not personal numbers.
-_ID = re.compile(r"(?<![0-9A-Za-z])(\d{3})\d{11}(\d{3}[\dXx])(?![0-9A-Za-z])")
-_CARD = re.compile(r"(?<![0-9A-Za-z])(\d{4})[ -]?((?:\d[ -]?){4,11})(\d{4})(?![0-9A-Za-z])")
-_PHONE = re.compile(r"(?<![0-9A-Za-z])(1[3-9]\d)\d{4}(\d{4})(?![0-9A-Za-z])")
+# Whole tokens only: order numbers (WD2026…A1B2) and hex ids contain digits but are not personal numbers. A number
+# also counts when it follows a URL escape (``%3D13800130001`` in a ``next=`` of an access log line) and when it is
+# grouped by spaces, dashes, ``+`` or ``%20`` (a search typed as ``6217 0061 …`` is ``q=6217+0061+…`` in the URL).
+_START = r"(?:(?<![0-9A-Za-z])|(?<=%[0-9A-Fa-f]{2}))"
+_END = r"(?![0-9A-Za-z])"
+_SEP = r"(?:[ +-]|%20)?"
+_ID = re.compile(_START + rf"\d(?:{_SEP}\d){{16}}{_SEP}[\dXx]" + _END)
+_CARD = re.compile(_START + rf"\d(?:{_SEP}\d){{11,18}}" + _END)
+_PHONE = re.compile(_START + rf"1[3-9]\d(?:{_SEP}\d){{8}}" + _END)
+_SEPARATORS = re.compile(r"%20|[ +-]")
+
+
+def _digits(match: re.Match[str]) -> str:
+    return _SEPARATORS.sub("", match.group(0))
 
 
 def mask_text(text: str) -> str:
     """Mask anything in free text that looks like a resident ID, a card number or a mobile number."""
     if not text or not any(c.isdigit() for c in text):
         return text
-    text = _ID.sub(lambda m: f"{m.group(1)}{'*' * 11}{m.group(2)}", text)
-    text = _CARD.sub(lambda m: f"{m.group(1)} **** **** {m.group(3)}", text)
-    return _PHONE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", text)
+    text = _ID.sub(lambda m: mask_id_number(_digits(m)), text)
+    text = _CARD.sub(lambda m: mask_card(_digits(m)), text)
+    return _PHONE.sub(lambda m: mask_phone(_digits(m)), text)
 
 
 class MaskingLogRecord(logging.LogRecord):
