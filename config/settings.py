@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "risk",
     "compliance",
     "withdrawals",
+    "operations",  # whole-platform jobs and commands, above every other app
 ]
 
 MIDDLEWARE = [

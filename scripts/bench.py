@@ -4,7 +4,7 @@
 Parts (choose with --only): `submit` — concurrent withdrawal submissions (validate, quote, limits, hold, risk,
 commit) with their latency; `payout` — background payout throughput through the in-process sandbox channel;
 `risk` — replay throughput and risk decision latency with >= 1M historical withdrawals in the database
-(see risk/bench.py). Uses DATABASE_URL (make bench defaults to a dedicated PostgreSQL database).
+(see operations/bench.py). Uses DATABASE_URL (make bench defaults to a dedicated PostgreSQL database).
 """
 
 from __future__ import annotations
@@ -131,12 +131,9 @@ def main() -> None:
     if "payout" in parts:
         bench_payout(args.merchants * args.per_merchant)
     if "risk" in parts:
-        try:
-            from risk.bench import bench_risk
-        except ImportError:
-            print("risk: not available yet")
-        else:
-            bench_risk(history=args.history)
+        from operations.bench import bench_risk
+
+        bench_risk(history=args.history)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"memory: peak RSS of the bench process {rss:.0f} MiB")
 

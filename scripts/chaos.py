@@ -302,9 +302,9 @@ def seed(cfg: Config, rng: random.Random) -> tuple[list[Merchant], list[Any]]:
     from accounts.services import api_key_create, kyc_verify, merchant_register, payout_account_add
     from channels.models import Channel
     from channels.sandbox_rules import make_card_number
+    from operations.demo import seed_gateway_channels
     from wallets.services import merchant_sale_settle
     from withdrawals.fees import policy_current
-    from withdrawals.management.commands.seed_demo import seed_gateway_channels
     from withdrawals.models import WithdrawalPolicy
 
     roles_sync()

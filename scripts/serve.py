@@ -156,7 +156,7 @@ def main() -> None:
             procs.start("sms", sms_argv(port=args.sms_port))
             if not wait_http(f"http://127.0.0.1:{args.sms_port}/_sandbox/health", timeout=30):
                 refuse(f"the sandbox SMS receiver did not come up on port {args.sms_port}")
-        from withdrawals.management.commands.seed_demo import seed_gateway_channels
+        from operations.demo import seed_gateway_channels
 
         seed_gateway_channels()  # the sandbox gateway's channels, following its keys and address
         concurrency = int(os.environ.get("CELERY_WORKER_CONCURRENCY", "2"))

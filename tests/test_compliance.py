@@ -6,9 +6,9 @@ from django.core.management import call_command
 from compliance.models import CustodyReconciliation, TransactionReport
 from compliance.services import custody_reconcile, report_decide
 from config.errors import DomainError
+from operations.compliance_jobs import compliance_scan
 from risk.contract import RiskDecision
 from tests.factories import reviewer
-from withdrawals.compliance_jobs import compliance_scan
 from withdrawals.services import withdrawal_approve, withdrawal_submit
 
 pytestmark = pytest.mark.django_db(transaction=True)

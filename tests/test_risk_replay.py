@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from operations.replay import read_events, replay
 from risk.engine import InMemoryStore, RiskEngine
 from risk.services import risk_engine_reset
-from withdrawals.replay import read_events, replay
 
 SHARED_RISK = Path(__file__).resolve().parents[1].parent / "shared" / "risk"
 pytestmark = [

@@ -374,7 +374,7 @@ def test_demo_staff_have_exactly_their_roles_permissions(sandbox_channel, settin
     from django.core.management import call_command
 
     from accounts.models import User
-    from withdrawals.management.commands.seed_demo import STAFF
+    from operations.demo import STAFF
 
     settings.DEMO_MODE = True
     call_command("seed_demo", stdout=io.StringIO())

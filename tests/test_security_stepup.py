@@ -347,6 +347,6 @@ def test_aliyun_provider_delivers_through_the_sandbox_receiver(sandbox_sms, merc
 
 
 def test_base32_of_the_demo_seed_is_what_the_admin_prints():  # type: ignore[no-untyped-def]
-    from withdrawals.management.commands.seed_demo import demo_totp_key, demo_totp_seed_base32
+    from operations.demo import demo_totp_key, demo_totp_seed_base32
 
     assert base64.b32decode(demo_totp_seed_base32("reviewer")) == bytes.fromhex(demo_totp_key("reviewer"))

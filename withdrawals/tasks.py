@@ -7,7 +7,6 @@ import datetime as dt
 from celery import shared_task
 
 from . import payouts, reconciliation
-from .compliance_jobs import compliance_daily as compliance_daily_run
 from .dispatch import PAYOUT_TASK, QUERY_TASK
 
 
@@ -33,8 +32,3 @@ def reconcile_channels(date: str = "") -> int:
     if date:
         return len(reconciliation.reconcile_channels(date=dt.date.fromisoformat(date)))
     return len(reconciliation.reconcile_due())
-
-
-@shared_task(name="withdrawals.compliance_daily")
-def compliance_daily() -> dict[str, object]:
-    return compliance_daily_run()

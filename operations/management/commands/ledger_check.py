@@ -1,17 +1,15 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from wallets.selectors import ledger_problems
+from withdrawals.selectors import withdrawal_ledger_problems
 
 
 class Command(BaseCommand):
     help = "Verify every ledger invariant; exits non-zero naming each broken one."
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
-        problems = ledger_problems()
-        from django.utils.module_loading import import_string
-
-        for dotted in ("withdrawals.selectors.withdrawal_ledger_problems",):
-            problems.extend(import_string(dotted)())
+        # The ledger's own invariants, then the withdrawals' (held = what withdrawals still hold).
+        problems = [*ledger_problems(), *withdrawal_ledger_problems()]
         if problems:
             for p in problems:
                 self.stderr.write(f"LEDGER PROBLEM: {p}")

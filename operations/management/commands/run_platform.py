@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from .seed_demo import STAFF
+from operations.demo import STAFF
 
 
 class Command(BaseCommand):

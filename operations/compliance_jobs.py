@@ -1,4 +1,5 @@
-"""Feeds compliance with what happened to withdrawals: large-value payouts and suspicious ones."""
+"""The daily compliance job: report drafts for what happened to withdrawals (large-value payouts, suspicious ones),
+then today's custody reconciliation. Composed here, above both apps: compliance never imports withdrawals."""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ from django.utils import timezone
 
 from compliance.models import TransactionReport
 from compliance.services import custody_reconcile, report_draft
-
-from .models import Status, Withdrawal
+from withdrawals.models import Status, Withdrawal
 
 # Risk reasons that make a withdrawal reportable as suspicious even when it was stopped.
 SUSPICIOUS_REASON_PREFIXES = (

@@ -4,7 +4,8 @@ from pathlib import Path
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from withdrawals.replay import read_events, replay
+from accounts.models import Merchant
+from operations.replay import read_events, replay
 
 
 class Command(BaseCommand):
@@ -23,8 +24,6 @@ class Command(BaseCommand):
         if not o["events"].is_file():
             raise CommandError(f"{o['events']}: no such file")
         call_command("migrate", interactive=False, verbosity=0)
-        from accounts.models import Merchant
-
         if Merchant.objects.exists():
             raise CommandError("the database is not empty: replay into an empty database (history must start clean)")
         try:

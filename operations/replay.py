@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from accounts.models import KycRecord, Merchant, MerchantTier
 from accounts.services import (
@@ -36,9 +36,8 @@ from config.errors import DomainError
 from risk.learning import risk_learning_loop_run
 from risk.services import risk_feedback
 from wallets.services import merchant_sale_settle
-
-from .models import Withdrawal, WithdrawalPolicy
-from .services import withdrawal_submit
+from withdrawals.models import Withdrawal, WithdrawalPolicy
+from withdrawals.services import withdrawal_submit
 
 REPLAY_POLICY = "replay"
 
@@ -242,8 +241,6 @@ class Replayer:
 
 
 def replay(events: Iterable[dict[str, Any]], out: IO[str], *, learning_loop: bool = False) -> ReplayStats:
-    from django.db import connection
-
     if connection.vendor == "postgresql":
         # A batch import: each event still commits on its own, but need not wait for the WAL flush.
         with connection.cursor() as cursor:
