@@ -15,7 +15,9 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import render
 
 from config.catalogue import error_body
@@ -36,10 +38,14 @@ def is_api(request: HttpRequest) -> bool:
 
 
 # --- NUL bytes ------------------------------------------------------------------------------------------
+FORM_CONTENT_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
+
+
 class RejectNulBytesMiddleware:
-    """A NUL byte in the query string or a header value is never meaningful and PostgreSQL refuses it in text:
-    answer 400 (the API's error envelope under /api/) instead of letting it reach a query and a 500.
-    JSON bodies are checked by the API's parser (``withdrawals.api.parsers``); forms by Django's fields."""
+    """A NUL byte in the query string, a header value or a form field is never meaningful and PostgreSQL refuses it
+    in text: answer 400 (the API's error envelope under /api/) instead of letting it reach a query and a 500.
+    Form bodies are checked here because some views read a field themselves (the retry button's idempotency key,
+    the reviewer's note); JSON bodies are checked by the API's parser (``withdrawals.api.parsers``)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -60,6 +66,13 @@ class RejectNulBytesMiddleware:
         for key, value in request.META.items():
             if key.startswith("HTTP_") and isinstance(value, str) and "\x00" in value:
                 return "header"
+        if request.method == "POST" and request.content_type in FORM_CONTENT_TYPES:
+            try:
+                fields = list(request.POST.lists())
+            except (MultiPartParserError, SuspiciousOperation, OSError):  # a malformed or too big body: as before
+                return ""
+            if any("\x00" in key or any("\x00" in v for v in values) for key, values in fields):
+                return "form"
         return ""
 
 

@@ -1,9 +1,13 @@
 """Security issue, checked against real running processes: a full `make run` (runserver, worker, beat, gateway,
 SMS receiver; merchants through pages and the partner API, every staff role through the admin) and `make serve`
-(gunicorn, DJANGO_DEBUG=0) behind an emulated TLS proxy. The log masking let full numbers through when they were
-URL-encoded or typed with separators: an access log line of runserver and of gunicorn for the login redirect after
-a staff search (``GET /admin/login/?next=/admin/accounts/kycrecord/%3Fq%3D13800130001``) or a search typed with
-spaces (``?q=6217+0062+0966+5428+707``) carried the whole phone / card / ID number.
+(gunicorn, DJANGO_DEBUG=0) behind an emulated TLS proxy. Two doors were still open there:
+
+- the log masking let full numbers through when they were URL-encoded or typed with separators: an access log
+  line of runserver and of gunicorn for the login redirect after a staff search
+  (``GET /admin/login/?next=/admin/accounts/kycrecord/%3Fq%3D13800130001``) or a search typed with spaces
+  (``?q=6217+0062+0966+5428+707``) carried the whole phone / card / ID number;
+- a NUL byte in a form field a view reads itself (the retry button's ``idempotency_key``, the reviewer's note and
+  rejection reason) reached PostgreSQL and answered 500.
 """
 
 from __future__ import annotations
@@ -12,8 +16,14 @@ import logging
 import re
 
 import pytest
+from django.test import Client
 
 from config.pii import mask_text
+from risk.contract import RiskDecision
+from tests.factories import MerchantFactory, card_for, reviewer
+from tests.staff import staff_client
+from withdrawals.models import Status, Withdrawal
+from withdrawals.services import withdrawal_submit
 
 PHONE, CARD, ID_NUMBER = "13800130001", "6217006165172862335", "11010519491231002X"
 
@@ -65,3 +75,59 @@ def test_an_access_log_record_is_masked_whoever_logs_it(caplog: pytest.LogCaptur
             '%s "%s" %s', "127.0.0.1", "GET /admin/login/?next=/admin/accounts/kycrecord/%3Fq%3D13800130001", 302
         )
     assert "13800130001" not in caplog.text and "138****0001" in caplog.text
+
+
+# --- NUL bytes in form fields ---------------------------------------------------------------------------------
+pytestmark_db = pytest.mark.django_db(transaction=True)
+
+
+def _review_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        "withdrawals.services.risk_assess_withdrawal",
+        lambda event: RiskDecision(outcome="review", score=60.0),  # type: ignore[arg-type]
+    )
+
+
+@pytestmark_db
+def test_nul_in_the_reviewers_note_or_reason_is_a_400_not_a_500(merchant_alice, monkeypatch):  # type: ignore[no-untyped-def]
+    _review_only(monkeypatch)
+    account = merchant_alice.payout_accounts.get(is_default=True)
+    w = withdrawal_submit(
+        merchant_id=merchant_alice.pk, payout_account_id=account.pk, amount=10_000, idempotency_key="nul-1"
+    ).withdrawal
+    client = staff_client(reviewer("bob"))
+    client.raise_request_exception = False
+    approve = client.post(f"/admin/withdrawals/withdrawal/{w.pk}/approve/", {"note": "ok\x00"})
+    reject = client.post(f"/admin/withdrawals/withdrawal/{w.pk}/reject/", {"reason": "可疑\x00"})
+    assert (approve.status_code, reject.status_code) == (400, 400)
+    w = Withdrawal.objects.get(pk=w.pk)
+    assert w.status == Status.PENDING_REVIEW and not w.approvals.exists()
+    # without the NUL byte the same buttons work
+    done = client.post(f"/admin/withdrawals/withdrawal/{w.pk}/reject/", {"reason": "可疑"})
+    assert done.status_code == 302
+    assert Withdrawal.objects.get(pk=w.pk).status == Status.REJECTED
+
+
+@pytestmark_db
+def test_nul_in_the_retry_key_is_a_400_not_a_500(sandbox_channel, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(
+        "withdrawals.services.risk_assess_withdrawal",
+        lambda event: RiskDecision(outcome="allow", score=1.0),  # type: ignore[arg-type]
+    )
+    m = MerchantFactory(credit=500_000, username="nina")
+    submitted = withdrawal_submit(merchant_id=m.pk, payout_account_id=card_for(m, "11").pk, amount=10_000)
+    failed = Withdrawal.objects.get(pk=submitted.withdrawal.pk)
+    assert failed.status == Status.FAILED
+    client = Client(raise_request_exception=False)
+    client.force_login(m.users.first())
+    form = {
+        "idempotency_key": "web-retry-\x00x",
+        "payout_account": m.payout_accounts.get(is_default=True).pk,
+        "expected_fee": "110",
+    }
+    assert client.post(f"/withdrawals/{failed.pk}/retry/", form).status_code == 400
+    assert not Withdrawal.objects.filter(retry_of=failed).exists()
+    # without the NUL byte the same button works
+    retried = client.post(f"/withdrawals/{failed.pk}/retry/", {**form, "idempotency_key": "web-retry-ok"})
+    assert retried.status_code == 302
+    assert Withdrawal.objects.filter(retry_of=failed).count() == 1
