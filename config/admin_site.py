@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import base64
 import logging
+from urllib.parse import urlencode
 
+from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
 from django.contrib.auth import logout
 from django.contrib.auth.signals import user_login_failed
@@ -27,16 +29,16 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django_otp import login as otp_login
 from django_otp.admin import OTPAdminSite
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from .errors import DomainError
+from .security import axes_lockout_response
+from .totp import totp_device_of, totp_enrol_confirm, totp_enrol_start, totp_qr_svg
 
 log = logging.getLogger(__name__)
 PENDING_DEVICE_KEY = "_admin_otp_pending_device"
 DEMO_DEVICE_NAME = "demo"
-
-
-def _confirmed_device(user):  # type: ignore[no-untyped-def]
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
-    return TOTPDevice.objects.filter(user=user, confirmed=True).order_by("pk").first()
 
 
 class StaffAdminSite(OTPAdminSite):
@@ -69,9 +71,7 @@ class StaffAdminSite(OTPAdminSite):
         return reverse("admin:index", current_app=self.name)
 
     def _to_second_factor(self, request: HttpRequest) -> HttpResponse:
-        name = "admin:otp_verify" if _confirmed_device(request.user) is not None else "admin:otp_enrol"
-        from urllib.parse import urlencode
-
+        name = "admin:otp_verify" if totp_device_of(request.user) is not None else "admin:otp_enrol"
         return HttpResponseRedirect(
             f"{reverse(name, current_app=self.name)}?{urlencode({'next': self._next(request)})}"
         )
@@ -98,8 +98,6 @@ class StaffAdminSite(OTPAdminSite):
         return None
 
     def _locked(self, request: HttpRequest) -> bool:
-        from axes.handlers.proxy import AxesProxyHandler
-
         return not AxesProxyHandler.is_allowed(request, {"username": request.user.get_username()})
 
     def _admit(self, request: HttpRequest, device) -> HttpResponse:  # type: ignore[no-untyped-def]
@@ -113,13 +111,11 @@ class StaffAdminSite(OTPAdminSite):
     def otp_verify_view(self, request: HttpRequest) -> HttpResponse:
         if not self._password_only(request):
             return HttpResponseRedirect(reverse("admin:login", current_app=self.name))
-        device = _confirmed_device(request.user)
+        device = totp_device_of(request.user)
         if device is None:
             return self._to_second_factor(request)
         if self._locked(request):
             logout(request)
-            from config.security import axes_lockout_response
-
             return axes_lockout_response(request)
         error = ""
         if request.method == "POST":
@@ -134,8 +130,6 @@ class StaffAdminSite(OTPAdminSite):
                 self._failed(request)
         demo_code = ""
         if settings.DEMO_MODE and device.name == DEMO_DEVICE_NAME:
-            from django_otp.oath import totp
-
             demo_code = f"{totp(device.bin_key, step=device.step, digits=device.digits):0{device.digits}d}"
         return render(
             request,
@@ -148,18 +142,12 @@ class StaffAdminSite(OTPAdminSite):
     @method_decorator(csrf_protect)
     def otp_enrol_view(self, request: HttpRequest) -> HttpResponse:
         """First login of a staff member without an authenticator: bind one, then in."""
-        from django_otp.plugins.otp_totp.models import TOTPDevice
-
-        from risk.stepup import totp_enrol_confirm, totp_enrol_start, totp_qr_svg
-
         if not self._password_only(request):
             return HttpResponseRedirect(reverse("admin:login", current_app=self.name))
-        if _confirmed_device(request.user) is not None:
+        if totp_device_of(request.user) is not None:
             return self._to_second_factor(request)
         if self._locked(request):
             logout(request)
-            from config.security import axes_lockout_response
-
             return axes_lockout_response(request)
         error = ""
         device = None
@@ -169,8 +157,6 @@ class StaffAdminSite(OTPAdminSite):
             if device is None:
                 error = "二维码已失效，请用新的二维码重新绑定"
             else:
-                from config.errors import DomainError
-
                 try:
                     device = totp_enrol_confirm(
                         user=request.user, code=request.POST.get("otp_token", ""), device_id=device.pk
@@ -179,8 +165,6 @@ class StaffAdminSite(OTPAdminSite):
                     error = "动态口令不正确，请确认 App 已扫描下方二维码，并输入当前显示的 6 位数字"
                     self._failed(request)
                     if getattr(request, "axes_locked_out", False):
-                        from config.security import axes_lockout_response
-
                         return axes_lockout_response(request)
                 else:
                     log.warning("staff user %s enrolled a TOTP device (id %s)", request.user.get_username(), device.pk)

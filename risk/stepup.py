@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from config.errors import DomainError
 
@@ -200,64 +201,6 @@ def stepup_verify(*, subject: str, code: str, now=None) -> StepUpChallenge:  # t
 
 
 # --- TOTP (django-otp) ------------------------------------------------------------------------------------
-def totp_device_confirmed(*, user_ids: list[int]):  # type: ignore[no-untyped-def]
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
-    return TOTPDevice.objects.filter(user_id__in=user_ids, confirmed=True).order_by("pk").first()
-
-
-def totp_enrol_start(*, user):  # type: ignore[no-untyped-def]
-    """A fresh unconfirmed authenticator for the user, whose key the enrolment page shows once as a QR code.
-    Earlier unconfirmed ones are deleted: a key somebody saw before is never the one that gets confirmed."""
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
-    with transaction.atomic():
-        TOTPDevice.objects.filter(user=user, confirmed=False).delete()
-        return TOTPDevice.objects.create(user=user, name="提现动态口令", confirmed=False)
-
-
-def totp_enrol_confirm(*, user, code: str, device_id: int | None = None):  # type: ignore[no-untyped-def]
-    """Confirm enrolment with a first token from the app (of ``device_id``, else the user's newest pending
-    device); the user's earlier confirmed devices are replaced. The web page asks for the password and the current
-    factor before it shows a key (``security_totp``)."""
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
-    with transaction.atomic():
-        pending = TOTPDevice.objects.select_for_update().filter(user=user, confirmed=False)
-        if device_id is not None:
-            pending = pending.filter(pk=device_id)
-        device = pending.order_by("-pk").first()
-        if device is None or not device.verify_token(code.strip()):
-            raise DomainError("verification_failed")
-        TOTPDevice.objects.filter(user=user, confirmed=True).exclude(pk=device.pk).delete()
-        device.confirmed = True
-        device.save(update_fields=["confirmed"])
-    return device
-
-
-def totp_current_factor_verify(*, user, code: str) -> None:  # type: ignore[no-untyped-def]
-    """The user's current authenticator answers ``code`` (replacing a device needs the one it replaces).
-    django-otp throttles a device after wrong tokens; raises reauthentication_failed."""
-    device = totp_device_confirmed(user_ids=[user.pk])
-    token = code.strip()
-    with transaction.atomic():
-        if device is None or not token.isdigit():
-            raise DomainError("reauthentication_failed")
-        device = type(device).objects.select_for_update().get(pk=device.pk)
-        allowed, _info = device.verify_is_allowed()
-        ok = bool(allowed) and bool(device.verify_token(token))
-    if not ok:
-        raise DomainError("reauthentication_failed")
-
-
-def totp_qr_svg(device) -> str:  # type: ignore[no-untyped-def]
-    import qrcode
-    import qrcode.image.svg
-
-    image = qrcode.make(device.config_url, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
-    return image.to_string(encoding="unicode")
-
-
 def stepup_issue_totp(*, subject: str, merchant_id: int, device_id: int, now=None) -> StepUpChallenge:  # type: ignore[no-untyped-def]
     """Ask for a TOTP code from the enrolled device for ``subject``; earlier open challenges stop working."""
     now = now or timezone.now()
@@ -276,15 +219,11 @@ def stepup_issue_totp(*, subject: str, merchant_id: int, device_id: int, now=Non
 
 
 def _totp_allowed(challenge: StepUpChallenge) -> bool:
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
     device = TOTPDevice.objects.filter(pk=int(challenge.destination or 0), confirmed=True).first()
     return device is None or bool(device.verify_is_allowed()[0])
 
 
 def _totp_ok(challenge: StepUpChallenge, code: str) -> bool:
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
     device = TOTPDevice.objects.select_for_update().filter(pk=int(challenge.destination or 0), confirmed=True).first()
     # verify_token remembers the last accepted time step: the same token is refused the second time.
     return device is not None and code.isdigit() and bool(device.verify_token(code))

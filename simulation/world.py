@@ -283,7 +283,7 @@ def _merchant(
 
 
 def _enrol_totp(user: User) -> None:
-    from risk.stepup import totp_enrol_confirm, totp_enrol_start
+    from config.totp import totp_enrol_confirm, totp_enrol_start
 
     device = totp_enrol_start(user=user)
     totp_enrol_confirm(user=user, code=totp_token(device))

@@ -22,12 +22,13 @@ from accounts.services import (
 )
 from channels.sandbox_rules import make_card_number
 from config.errors import DomainError
+from config.totp import totp_enrol_confirm, totp_enrol_start
 from risk.engine import DEFAULT_RULESET
 from risk.learning import risk_learning_loop_run
 from risk.models import RiskDecisionLog, RiskLabel, RiskListEntry, RuleSetVersion, SmsMessage, StepUpChallenge
 from risk.selectors import risk_linked_accounts
 from risk.services import risk_engine_reset, risk_feedback, risk_list_add
-from risk.stepup import stepup_issue, stepup_verify, totp_enrol_confirm, totp_enrol_start
+from risk.stepup import stepup_issue, stepup_verify
 from tests.factories import MerchantFactory, card_for
 from tests.security_support import last_sms_code
 from wallets.services import merchant_sale_settle

@@ -21,6 +21,7 @@ from django.utils import timezone
 from django_otp.oath import totp
 
 from config.errors import DomainError
+from config.totp import totp_enrol_confirm, totp_enrol_start
 from risk.models import FaceCheckSession, SmsMessage, StepUpChallenge
 from risk.sandbox_sms import SandboxSms, serve
 from risk.sms import (
@@ -31,7 +32,7 @@ from risk.sms import (
     memory_sms_provider,
     sms_demo_inbox_latest,
 )
-from risk.stepup import stepup_issue, stepup_verify, totp_enrol_confirm, totp_enrol_start
+from risk.stepup import stepup_issue, stepup_verify
 from tests.security_support import last_sms_code
 from withdrawals.models import Status, Withdrawal
 from withdrawals.services import withdrawal_resend_code, withdrawal_submit, withdrawal_verify

@@ -24,6 +24,7 @@ from accounts.models import KycRecord, Merchant, MerchantTier, PayoutAccount, Us
 from accounts.services import merchant_tier_refresh, payout_account_check_receivable
 from channels.services import channel_can_serve, channel_route
 from config.errors import DomainError
+from config.totp import totp_device_confirmed
 from risk.contract import RiskDecision
 from risk.models import RiskLabel, StepUpChallenge
 from risk.services import risk_assess_withdrawal, risk_label_record
@@ -33,7 +34,6 @@ from risk.stepup import (
     stepup_issue,
     stepup_issue_totp,
     stepup_verify,
-    totp_device_confirmed,
 )
 from wallets.services import hold_place
 

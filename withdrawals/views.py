@@ -28,12 +28,20 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import KycRecord, Merchant, Notification, PayoutAccount, User
 from accounts.services import login_record, names_match, payout_account_add, payout_account_check_receivable
 from config.catalogue import failure_describe, failure_text
 from config.errors import DomainError, error_message
 from config.money import fen_to_yuan
+from config.totp import (
+    totp_current_factor_verify,
+    totp_device_confirmed,
+    totp_enrol_confirm,
+    totp_enrol_start,
+    totp_qr_svg,
+)
 from risk.models import StepUpChallenge
 from risk.sms import InboxMessage, mask_phone, sms_demo_inbox_latest
 from risk.stepup import (
@@ -43,12 +51,7 @@ from risk.stepup import (
     stepup_issue,
     stepup_sms_retry_after,
     stepup_verify,
-    totp_current_factor_verify,
-    totp_device_confirmed,
-    totp_enrol_confirm,
-    totp_enrol_start,
     totp_enrol_subject,
-    totp_qr_svg,
 )
 from wallets.selectors import wallet_balances
 
@@ -662,8 +665,6 @@ TOTP_PENDING_SECONDS = 10 * 60
 
 def _pending_totp_device(request: HttpRequest, user: User):  # type: ignore[no-untyped-def]
     """The device this session was shown a key for, after re-authenticating (10 minutes)."""
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
     pending = request.session.get(TOTP_PENDING_KEY)
     if not isinstance(pending, dict) or timezone.now().timestamp() - float(pending.get("at", 0)) > TOTP_PENDING_SECONDS:
         return None
