@@ -23,8 +23,6 @@ from django.views.decorators.cache import never_cache
 from config.crypto import pii_hash
 from config.errors import DomainError
 from config.history_admin import SafeHistoryAdmin
-from config.money import yuan_label
-from wallets.selectors import wallet_balances
 
 from .models import ApiKey, AuditEvent, KycRecord, Merchant, MerchantTier, Notification, PayoutAccount, User
 from .services import kyc_identity_change, pii_reveal
@@ -75,11 +73,12 @@ class PayoutAccountInline(admin.TabularInline):
 
 @admin.register(Merchant)
 class MerchantAdmin(SafeHistoryAdmin):
-    list_display = ("id", "name", "kind", "category", "status", "tier", "balances", "created_at")
+    # wallets.admin adds the balances column: accounts sits below wallets and cannot read them.
+    list_display: tuple[str, ...] = ("id", "name", "kind", "category", "status", "tier", "created_at")
     list_filter = ("kind", "category", "status", "tier")
     search_fields = ("name", "external_ref", "kyc__real_name", "=id")
     inlines = [KycInline, PayoutAccountInline]
-    readonly_fields = ("balances", "created_at", "tier", "tier_updated_at", "settled_volume")
+    readonly_fields: tuple[str, ...] = ("created_at", "tier", "tier_updated_at", "settled_volume")
     # Compliance may freeze and unfreeze a merchant; everything else about a merchant is the superuser's.
     STAFF_EDITABLE = ("status",)
 
@@ -95,11 +94,6 @@ class MerchantAdmin(SafeHistoryAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-    @admin.display(description="余额 (可提现 / 冻结 / 待结算 / 保证金)")
-    def balances(self, obj: Merchant) -> str:
-        b = wallet_balances(merchant_id=obj.pk)
-        return " / ".join(yuan_label(fen) for fen in (b.available, b.held, b.pending, b.reserve))
 
 
 class RevealForm(forms.Form):
