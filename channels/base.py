@@ -20,6 +20,7 @@ Errors raised by ``submit`` / ``query``:
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import json
 from dataclasses import dataclass, field
@@ -72,6 +73,17 @@ class PayoutResult:
     message: str = ""
     amount: int | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    """One payout on a channel's daily statement (``fetch_statement(date)`` of the protocol adapters)."""
+
+    order_no: str
+    channel_reference: str
+    amount: int  # fen
+    status: PayoutStatus
+    occurred_at: dt.datetime  # timezone-aware
 
 
 class ChannelError(Exception):

@@ -24,8 +24,7 @@ from typing import Protocol
 from django.db import transaction
 from django.utils import timezone
 
-from .adapters import StatementLine
-from .base import PayoutStatus
+from .base import PayoutStatus, StatementLine
 from .health import channel_alert_raise
 from .models import ChannelAlert, StatementDifference, StatementImport
 from .services import channel_adapter

@@ -6,8 +6,7 @@ import datetime as dt
 
 from django.utils import timezone
 
-from channels.adapters import StatementLine
-from channels.base import PayoutStatus
+from channels.base import PayoutStatus, StatementLine
 from channels.reconciliation import OurPayout, statement_compare
 
 DAY = dt.date(2026, 3, 2)

@@ -1,41 +1,28 @@
 """Payout channel adapters: one small class per provider protocol, built from a plain config dict.
 
 ``build_adapter(adapter_name, code, config)`` is the single entry point. Each adapter implements
-``channels.base.ChannelAdapter`` plus ``fetch_statement(date) -> list[StatementLine]``. Provider codes are
-mapped only through ``channels.catalogue``. Config keys per adapter: docs/channels.md.
+``channels.base.ChannelAdapter`` plus ``fetch_statement(date) -> list[channels.base.StatementLine]``. Provider
+codes are mapped only through ``channels.catalogue``. Config keys per adapter: docs/channels.md.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
-from channels.base import CallbackAnswer, ChannelAdapter, ConfigError, PayoutStatus
+from channels.base import CallbackAnswer, ChannelAdapter, ConfigError
 
-
-@dataclass(frozen=True)
-class StatementLine:
-    order_no: str
-    channel_reference: str
-    amount: int  # fen
-    status: PayoutStatus
-    occurred_at: dt.datetime  # timezone-aware
+from .alipay import AlipayAdapter
+from .bankdirect import BankDirectAdapter
+from .wechat import WeChatAdapter
 
 
 def adapter_class(adapter_name: str) -> Any:
     """The adapter class for a ``Channel.adapter`` value. "sandbox" is not here (see channels.sandbox)."""
     if adapter_name == "bankdirect":
-        from .bankdirect import BankDirectAdapter
-
         return BankDirectAdapter
     if adapter_name == "alipay":
-        from .alipay import AlipayAdapter
-
         return AlipayAdapter
     if adapter_name == "wechat":
-        from .wechat import WeChatAdapter
-
         return WeChatAdapter
     raise ConfigError(f"unknown channel adapter {adapter_name!r}")
 
@@ -60,4 +47,4 @@ def callback_answer(adapter_name: str, *, accepted: bool, outcome: str) -> Callb
     return answer
 
 
-__all__ = ["StatementLine", "adapter_class", "build_adapter", "callback_answer"]
+__all__ = ["adapter_class", "build_adapter", "callback_answer"]

@@ -20,9 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from channels import catalogue
-from channels.base import ChannelRejected, ChannelUnknownOutcome, ConfigError, ErrorAction, PayoutStatus
-
-from . import StatementLine
+from channels.base import ChannelRejected, ChannelUnknownOutcome, ConfigError, ErrorAction, PayoutStatus, StatementLine
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_CALLBACK_MAX_AGE = 300

@@ -25,11 +25,11 @@ from channels.base import (
     PayoutRequest,
     PayoutResult,
     PayoutStatus,
+    StatementLine,
 )
 from channels.catalogue import lookup
 from config.money import fen_to_yuan
 
-from . import StatementLine
 from ._common import (
     DEFAULT_CALLBACK_MAX_AGE,
     DEFAULT_TIMEOUT,

@@ -12,9 +12,16 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from channels.base import CallbackAnswer, ChannelError, InvalidCallback, PayoutRequest, PayoutResult, PayoutStatus
+from channels.base import (
+    CallbackAnswer,
+    ChannelError,
+    InvalidCallback,
+    PayoutRequest,
+    PayoutResult,
+    PayoutStatus,
+    StatementLine,
+)
 
-from . import StatementLine
 from ._common import (
     DEFAULT_CALLBACK_MAX_AGE,
     DEFAULT_TIMEOUT,

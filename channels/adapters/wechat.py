@@ -37,9 +37,9 @@ from channels.base import (
     PayoutRequest,
     PayoutResult,
     PayoutStatus,
+    StatementLine,
 )
 
-from . import StatementLine
 from ._common import (
     DEFAULT_CALLBACK_MAX_AGE,
     DEFAULT_TIMEOUT,
