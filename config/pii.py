@@ -52,15 +52,16 @@ def mask_account(number: str, kind: str = "bank_card") -> str:
 
 
 # Whole tokens only: order numbers (WD2026…A1B2) and hex ids contain digits but are not personal numbers. A number
-# also counts when it follows a URL escape (``%3D13800130001`` in a ``next=`` of an access log line) and when it is
-# grouped by spaces, dashes, ``+`` or ``%20`` (a search typed as ``6217 0061 …`` is ``q=6217+0061+…`` in the URL).
-_START = r"(?:(?<![0-9A-Za-z])|(?<=%[0-9A-Fa-f]{2}))"
+# also counts when it follows a URL escape (``%3D13800130001`` in a ``next=`` of an access log line, ``%253D`` when
+# quoted twice) and when it is grouped by spaces, dashes or ``+`` (a search typed as ``6217 0061 …`` is
+# ``q=6217+0061+…`` in the URL, ``%2B`` / ``%20`` / ``%2520`` once the login redirect quotes it again).
+_START = r"(?<!%)(?<!%[0-9A-Fa-f])(?:(?<![0-9A-Za-z])|(?<=%[0-9A-Fa-f]{2})|(?<=%25[0-9A-Fa-f]{2}))"  # not in an escape
 _END = r"(?![0-9A-Za-z])"
-_SEP = r"(?:[ +-]|%20)?"
+_SEP = r"(?:[ +-]|%(?:25)?(?:20|2[Bb]))?"
 _ID = re.compile(_START + rf"\d(?:{_SEP}\d){{16}}{_SEP}[\dXx]" + _END)
 _CARD = re.compile(_START + rf"\d(?:{_SEP}\d){{11,18}}" + _END)
 _PHONE = re.compile(_START + rf"1[3-9]\d(?:{_SEP}\d){{8}}" + _END)
-_SEPARATORS = re.compile(r"%20|[ +-]")
+_SEPARATORS = re.compile(r"%(?:25)?(?:20|2[Bb])|[ +-]")
 
 
 def _digits(match: re.Match[str]) -> str:
