@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 
+from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
 from django.contrib.auth.signals import user_login_failed
 from django.utils import timezone
@@ -38,8 +39,6 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request):  # type: ignore[no-untyped-def]
-        from axes.handlers.proxy import AxesProxyHandler
-
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
             return None
@@ -87,8 +86,6 @@ class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
     scope = "api_key"
 
     def get_rate(self) -> str | None:
-        from django.conf import settings
-
         return settings.API_RATE_LIMIT or None
 
     def allow_request(self, request, view) -> bool:  # type: ignore[no-untyped-def]

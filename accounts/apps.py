@@ -1,6 +1,12 @@
 from django.apps import AppConfig
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models.signals import post_migrate
+
+from config.crypto import keyring
+from config.pii import install_log_masking
+
+from .roles import roles_sync
 
 
 def _sync_roles(sender, **kwargs):  # type: ignore[no-untyped-def]
@@ -8,17 +14,11 @@ def _sync_roles(sender, **kwargs):  # type: ignore[no-untyped-def]
     # permissions (new apps' permissions included). Idempotent.
     if sender.name != "accounts":
         return
-    from .roles import roles_sync
-
     roles_sync()
 
 
 def check_field_keys(app_configs, **kwargs):  # type: ignore[no-untyped-def]
     """Refuse to run (check, migrate, runserver) without the personal-data keys outside development."""
-    from django.core.exceptions import ImproperlyConfigured
-
-    from config.crypto import keyring
-
     try:
         keyring()
     except ImproperlyConfigured as exc:
@@ -31,8 +31,6 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from config.pii import install_log_masking
-
         post_migrate.connect(_sync_roles, sender=self)
         checks.register(check_field_keys)
         # Every log line of every process (web, worker, commands) is written with personal numbers masked.

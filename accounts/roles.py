@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from django.apps import apps as global_apps
+from django.contrib.auth.management import create_permissions
+
 # Least privilege, pinned by tests/test_roles.py (role × admin page × action). Personal numbers are masked for
 # every role; only ``privacy_officer`` reveals them, each time audited. A channel's protocol config (endpoint,
 # keys) is nobody's to edit: ``channel_admin`` proposes and a *second* channel admin approves.
@@ -77,11 +80,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
 
 
 def roles_sync(apps=None) -> None:  # type: ignore[no-untyped-def]
-    from django.contrib.auth.management import create_permissions
-
     if apps is None:
-        from django.apps import apps as global_apps
-
         apps = global_apps
     for app_config in apps.get_app_configs():
         app_config.models_module = True

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from config.errors import DomainError
 
+from .adapters import build_adapter
 from .base import ConfigError
 from .models import Channel, ChannelConfigChange
 
@@ -59,8 +60,6 @@ def _check_builds(channel: Channel, config: dict[str, Any]) -> None:
     one that works."""
     if channel.adapter == Channel.Adapter.SANDBOX:
         return
-    from .adapters import build_adapter
-
     try:
         build_adapter(channel.adapter, channel.code, config)
     except ConfigError as exc:

@@ -22,6 +22,7 @@ WARNING and counts in ``channel_breaker_opened_total`` (config.metrics, read fro
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,6 +33,7 @@ from django.db.models import Avg, Count, Max, Q
 from django.utils import timezone
 
 from . import catalogue
+from .base import ChannelError, ChannelUnknownOutcome, PayoutStatus
 from .catalogue import ErrorClass
 from .models import Channel, ChannelAlert, ChannelBreaker, ChannelOutcome
 
@@ -352,10 +354,6 @@ def channel_call_observe(
     error: Exception | None = None,
 ) -> None:
     """Record one adapter call (``started`` from ``time.monotonic()``): its answer, or the error it raised."""
-    import time
-
-    from .base import ChannelError, ChannelUnknownOutcome, PayoutStatus
-
     latency_ms = int((time.monotonic() - started) * 1000)
     provider = Channel.objects.filter(code=channel_code).values_list("adapter", flat=True).first() or ""
     if isinstance(error, ChannelUnknownOutcome):

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from .base import PayoutStatus, StatementLine
 from .health import channel_alert_raise
-from .models import ChannelAlert, StatementDifference, StatementImport
+from .models import Channel, ChannelAlert, StatementDifference, StatementImport
 from .services import channel_adapter
 
 log = logging.getLogger(__name__)
@@ -231,8 +231,6 @@ def statement_difference_close(*, difference_id: int, by: str, resolution: str, 
 
 def statement_channels() -> list[str]:
     """Enabled channels whose adapter publishes statements (not the in-process sandbox)."""
-    from .models import Channel
-
     return list(
         Channel.objects.filter(enabled=True)
         .exclude(adapter=Channel.Adapter.SANDBOX)

@@ -13,10 +13,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from .adapters import build_adapter
 from .base import ChannelAdapter
 from .health import breaker_admit, channel_alert_raise
 from .models import CallbackReceipt, Channel, ChannelAlert, ChannelQuotaReservation, ChannelQuotaUsage
 from .routing import RoutingDecision, route
+from .sandbox import SandboxAdapter
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +36,8 @@ __all__ = [
 def channel_adapter(*, code: str) -> ChannelAdapter:
     channel = Channel.objects.get(code=code)
     if channel.adapter == Channel.Adapter.SANDBOX:
-        from .sandbox import SandboxAdapter
-
         return SandboxAdapter(channel.code, channel.config)
-    from .adapters import build_adapter  # protocol adapters (bank direct, Alipay, WeChat)
-
+    # A protocol adapter: bank-direct, Alipay or WeChat.
     return build_adapter(channel.adapter, channel.code, channel.config)
 
 

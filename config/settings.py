@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from celery.schedules import crontab
@@ -374,8 +375,6 @@ if PRODUCTION and not (FIELD_ENCRYPTION_KEYS and FIELD_HASH_KEY):
 
 # --- production refuses to start unsafe (DJANGO_DEBUG=0 outside the test suite) ---------------------------
 def _production_problems() -> list[str]:
-    from urllib.parse import urlsplit
-
     problems = []
     if SMS_PROVIDER != "aliyun":
         problems.append(

@@ -6,6 +6,7 @@ from django.utils.html import format_html, format_html_join
 from config.crypto import pii_hash
 from config.history_admin import SafeHistoryAdmin
 
+from .engine import ruleset_from_dict
 from .models import (
     LearningLoopRun,
     ModelVersion,
@@ -16,6 +17,7 @@ from .models import (
     SmsMessage,
     StepUpChallenge,
 )
+from .services import LIST_KIND_PURPOSE, risk_engine_reset, risk_link_key
 
 
 @admin.register(StepUpChallenge)
@@ -81,8 +83,6 @@ class RiskListEntryAdmin(SafeHistoryAdmin):
     readonly_fields = ("created_by", "created_at")
 
     def get_search_results(self, request, queryset, search_term):  # type: ignore[no-untyped-def]
-        from .services import LIST_KIND_PURPOSE, risk_link_key
-
         results, distinct = super().get_search_results(request, queryset, search_term)
         term = "".join(search_term.split())
         if term:
@@ -95,8 +95,6 @@ class RiskListEntryAdmin(SafeHistoryAdmin):
         return obj.expires_at is None or obj.expires_at > timezone.now()
 
     def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
-        from .services import LIST_KIND_PURPOSE, risk_link_key
-
         if not change and obj.created_by_id is None and request.user.is_authenticated:
             obj.created_by = request.user
         if obj.kind in LIST_KIND_PURPOSE:  # never the number itself
@@ -115,9 +113,6 @@ class RuleSetVersionAdmin(SafeHistoryAdmin):
         return len((obj.rules or {}).get("rules", []))
 
     def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
-        from .engine import ruleset_from_dict
-        from .services import risk_engine_reset
-
         ruleset_from_dict(obj.rules)  # a malformed rule set never reaches the engine
         super().save_model(request, obj, form, change)
         risk_engine_reset()

@@ -10,6 +10,7 @@ Run: ``python manage.py sandbox_sms --port 8710`` (``make run`` starts it in dem
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import re
@@ -119,8 +120,6 @@ class SandboxSms:
 
 
 def _equal(a: str, b: str) -> bool:
-    import hmac
-
     return hmac.compare_digest(a.encode(), b.encode())
 
 

@@ -147,7 +147,7 @@ def load_default_model() -> ModelArtifact | None:
 
 
 def _matrix(rows: Sequence[Mapping[str, float]], features: Sequence[str]) -> Any:
-    import numpy as np
+    import numpy as np  # noqa: PLC0415  (only to train: scoring reads the JSON artifact, without numpy)
 
     return np.array([[signed_log1p(float(r.get(name, 0.0))) for name in features] for r in rows], dtype=float)
 
@@ -162,8 +162,9 @@ def train(
     threshold: float = 0.5,
 ) -> ModelArtifact:
     """Fit a class-balanced, L2-regularised logistic regression on feature rows."""
-    import numpy as np
-    from sklearn.linear_model import LogisticRegression
+    # Only training needs numpy and scikit-learn; the engine scores from the JSON artifact without them.
+    import numpy as np  # noqa: PLC0415
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
 
     x = _matrix(rows, features)
     y = np.array([int(bool(v)) for v in labels])

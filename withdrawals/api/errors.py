@@ -14,6 +14,7 @@ from rest_framework.views import exception_handler
 from accounts.api_auth import ApiLockedOut
 from config.catalogue import error_body
 from config.errors import DomainError
+from config.security import lockout_minutes
 
 
 def error_response(code: str, *, status_code: int, details: Any = None, message: str | None = None) -> Response:
@@ -32,8 +33,6 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, exceptions.PermissionDenied):
         return error_response("permission_denied", status_code=403)
     if isinstance(exc, ApiLockedOut):
-        from config.security import lockout_minutes
-
         seconds = lockout_minutes(context["request"]._request if context.get("request") else None) * 60
         locked = error_response("login_locked", status_code=429, details={"retry_after": seconds})
         locked["Retry-After"] = str(max(1, seconds))

@@ -6,6 +6,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
+from channels.models import Channel
 from config.catalogue import action_dict, failure_describe
 from withdrawals.models import Withdrawal
 
@@ -108,8 +109,6 @@ class WithdrawalSerializer(serializers.ModelSerializer):
             None,
         )
         if chosen is None:
-            from channels.models import Channel
-
             channel = Channel.objects.filter(code=w.channel_code).only("name", "expected_arrival_seconds").first()
             if channel is None:
                 return None

@@ -1,7 +1,8 @@
 import json
 
 from django.core.management.base import BaseCommand
-from django.utils.module_loading import autodiscover_modules
+
+from risk.learning import risk_learning_loop_run
 
 
 class Command(BaseCommand):
@@ -12,9 +13,6 @@ class Command(BaseCommand):
         parser.add_argument("--shared-min", type=int, help="accounts sharing an IP/device before it is listed")
 
     def handle(self, *args, **o):  # type: ignore[no-untyped-def]
-        autodiscover_modules("services")  # registers the platform's source of completed withdrawals
-        from risk.learning import risk_learning_loop_run
-
         run = risk_learning_loop_run(window_days=o["window_days"], shared_min=o["shared_min"])
         summary = dict(run.summary)
         shared = summary.pop("shared", [])

@@ -4,6 +4,14 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from risk.training import (
+    gate_check,
+    model_activate,
+    model_train,
+    training_set_from_events,
+    training_set_from_labels,
+)
+
 
 class Command(BaseCommand):
     help = (
@@ -18,14 +26,6 @@ class Command(BaseCommand):
         parser.add_argument("--activate", action="store_true")
 
     def handle(self, *args, **o):  # type: ignore[no-untyped-def]
-        from risk.training import (
-            gate_check,
-            model_activate,
-            model_train,
-            training_set_from_events,
-            training_set_from_labels,
-        )
-
         if bool(o["from_events"]) != bool(o["labels"]):
             raise CommandError("--from-events and --labels go together")
         if o["from_events"]:
