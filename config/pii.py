@@ -68,10 +68,22 @@ def _digits(match: re.Match[str]) -> str:
     return _SEPARATORS.sub("", match.group(0))
 
 
+# A UUID (a Celery task id, a request id) is never a personal number, though its all-digit groups joined by dashes
+# look like a card number: it is left whole so that log lines stay searchable by it.
+_UUID = re.compile(r"([0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12})")
+
+
 def mask_text(text: str) -> str:
     """Mask anything in free text that looks like a resident ID, a card number or a mobile number."""
     if not text or not any(c.isdigit() for c in text):
         return text
+    if "-" in text and _UUID.search(text):
+        parts = _UUID.split(text)  # odd positions are the UUIDs themselves
+        return "".join(part if i % 2 else _mask_numbers(part) for i, part in enumerate(parts))
+    return _mask_numbers(text)
+
+
+def _mask_numbers(text: str) -> str:
     text = _ID.sub(lambda m: mask_id_number(_digits(m)), text)
     text = _CARD.sub(lambda m: mask_card(_digits(m)), text)
     return _PHONE.sub(lambda m: mask_phone(_digits(m)), text)

@@ -135,3 +135,10 @@ def test_nul_in_the_retry_key_is_a_400_not_a_500(sandbox_channel, monkeypatch): 
     retried = client.post(f"/withdrawals/{failed.pk}/retry/", {**form, "idempotency_key": "web-retry-ok"})
     assert retried.status_code == 302
     assert Withdrawal.objects.filter(retry_of=failed).count() == 1
+
+
+def test_log_masking_leaves_a_uuid_whole_but_not_a_number_beside_it() -> None:
+    task = "5db5e6b0-7437-4412-9812-935412345678"  # all-digit groups joined by dashes, like a grouped card number
+    line = f"Task withdrawals.payout_run[{task}] succeeded for 13800138000"
+    assert mask_text(line) == f"Task withdrawals.payout_run[{task}] succeeded for 138****8000"
+    assert mask_text("card 6217-0061-6517-2862-335 paid") == "card 6217 **** **** 2335 paid"
