@@ -203,6 +203,7 @@ class Run:
         self.problems: list[str] = []
         self.started = time.monotonic()
         self.humans_done = threading.Event()
+        self.merchants: list[Merchant] = []
 
     def fault(self, kind: str, detail: str = "", count: int = 1) -> None:
         with self.lock:
@@ -794,8 +795,11 @@ def check(run: Run, settle_took: float) -> Verdict:
     faults = Counter(run.faults) + cb_faults
     faults["outcome_unknown_events"] = unknown
     faults["reroutes"] = reroutes.count()
+    leaks = pii_in_logs(cfg, run.merchants)
+    report.extend(leaks)
     failed = bool(
-        not ledger_ok
+        leaks
+        or not ledger_ok
         or not custody_ok
         or stuck
         or lost
@@ -815,6 +819,7 @@ def check(run: Run, settle_took: float) -> Verdict:
         f" | payouts/paid min/max={ppp} | lost={len(lost)} stuck={len(stuck)} double_paid={len(double_paid)}"
         f" book_mismatch={book_bad} return_unseen={return_unseen} unbooked_fen={sum(unbooked.values())}"
         f" orphans={len(orphans)} statement_differences={sum(len(v) for v in differences.values())}"
+        f" pii_in_logs={len(leaks)}"
         f" | ledger={'ok' if ledger_ok else 'BROKEN'} custody={'ok' if custody_ok else 'BROKEN'}"
         f" | settled_in={settle_took:.0f}s | {'FAIL' if failed else 'PASS'}"
     )
@@ -835,6 +840,36 @@ def check(run: Run, settle_took: float) -> Verdict:
             out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
     (cfg.run_dir / "gateway-book.json").write_text(json.dumps(book, indent=1))
     return Verdict(line, failed, offenders, report)
+
+
+# The platform's own processes; the gateway (the banks) and the SMS receiver (the phones) hold the numbers by role.
+PLATFORM_LOGS = ("web", "worker*", "beat")
+
+
+def pii_in_logs(cfg: Config, merchants: list[Merchant]) -> list[str]:
+    """Every full ID, phone or payout account number of the seeded merchants that appears in the logs of the
+    platform's processes (the web server's access log, the workers, beat): each process masks its log records."""
+    from accounts.models import KycRecord, PayoutAccount
+
+    pks = [m.pk for m in merchants]
+    numbers = {m.phone: "phone" for m in merchants}
+    for kyc in KycRecord.objects.filter(merchant_id__in=pks):
+        numbers[kyc.id_number] = "ID number"
+        numbers[kyc.phone] = "phone"
+    for account in PayoutAccount.objects.filter(merchant_id__in=pks):
+        numbers[account.account_number] = f"{account.kind} number"
+    numbers.pop("", None)
+    if not numbers:
+        return []
+    any_number = re.compile("|".join(re.escape(n) for n in sorted(numbers, key=len, reverse=True)))
+    found = []
+    for pattern in PLATFORM_LOGS:
+        for log in sorted((cfg.run_dir / "logs").glob(f"{pattern}.log")):
+            with log.open(errors="replace") as fh:
+                for n, line in enumerate(fh, 1):
+                    if hit := any_number.search(line):
+                        found.append(f"full {numbers[hit.group(0)]} in {log.name} line {n}: {line.strip()[:160]}")
+    return found
 
 
 def _fmt(counter: Counter[str] | dict[str, int]) -> str:
@@ -988,6 +1023,7 @@ def execute(run: Run, procs: Processes) -> int:
         return 2
     t0 = time.monotonic()
     merchants, reviewers = seed(cfg, rng)
+    run.merchants = merchants
     say(f"seeded {len(merchants)} merchants with months of sales in {time.monotonic() - t0:.0f}s")
     connection.close()
     for channel, script in BASE_SCRIPTS.items():
