@@ -78,3 +78,9 @@ def test_the_ops_page_shows_a_channels_quota_in_yuan(sandbox_channel) -> None:  
     ChannelQuotaUsage.objects.create(channel=sandbox_channel, day=timezone.localdate(), amount=123456789, count=3)
     html = staff_client(staff_user("ops-admin", None)).get("/admin/ops/").content.decode()
     assert "3 笔<br>1,234,567.89 元" in html  # was widthratio: float division rounded to 1234568
+
+
+def test_a_withdrawal_names_its_amount_exactly() -> None:
+    from withdrawals.models import Withdrawal
+
+    assert str(Withdrawal(order_no="W1", amount=9223372036854775807, status="paid")) == "W1 92233720368547758.07 已到账"

@@ -6,6 +6,7 @@ from django_fsm import FSMField, transition
 from simple_history.models import HistoricalRecords
 
 from config.history import history_user
+from config.money import fen_to_yuan
 
 
 class Status(models.TextChoices):
@@ -124,7 +125,7 @@ class Withdrawal(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.order_no} {self.amount / 100:.2f} {self.get_status_display()}"
+        return f"{self.order_no} {fen_to_yuan(self.amount, grouping=False)} {self.get_status_display()}"
 
     @property
     def is_final(self) -> bool:
