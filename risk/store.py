@@ -41,7 +41,7 @@ class DbStore:
             match |= Q(kind=kind, key=key)
         found = {(k, key): data for k, key, data in RiskState.objects.filter(match).values_list("kind", "key", "data")}
         for address in wanted:
-            self._read[address] = found.get(address)  # type: ignore[index]
+            self._read[address] = found.get(address)
 
     def get_many(self, kind: str, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
         wanted = list(dict.fromkeys(keys))

@@ -47,7 +47,7 @@ class Observer:
     # --- time ----------------------------------------------------------------------------------------------
     @property
     def now(self) -> datetime:
-        return self.clock.now  # type: ignore[no-any-return]
+        return self.clock.now
 
     def hour(self, when: datetime | None = None) -> int:
         return int(((when or self.now) - self.start).total_seconds() // 3600)

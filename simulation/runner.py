@@ -258,12 +258,12 @@ class _Run:
             maybe_kill("payout.before_ledger_post", int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None)
             return original_post(**kwargs)
 
-        payouts.payout_start = payout_start  # type: ignore[assignment]
-        payouts.hold_post = hold_post  # type: ignore[assignment]
+        payouts.payout_start = payout_start
+        payouts.hold_post = hold_post
 
         def undo() -> None:
-            payouts.payout_start = original_start  # type: ignore[assignment]
-            payouts.hold_post = original_post  # type: ignore[assignment]
+            payouts.payout_start = original_start
+            payouts.hold_post = original_post
 
         self._undo.append(undo)
         self.crash_points = "wrapped: payout.after_route, payout.before_ledger_post"

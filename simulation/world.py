@@ -5,7 +5,7 @@ one in another person's name), Alipay and WeChat accounts, authenticator apps, a
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import Group
@@ -93,7 +93,7 @@ class World:
 def id_number(dice: Dice, index: int) -> str:
     rng = dice.stream("world")
     region = rng.choice(PROVINCES)
-    birth = datetime(1965, 1, 1) + timedelta(days=rng.randint(0, 365 * 35))
+    birth = date(1965, 1, 1) + timedelta(days=rng.randint(0, 365 * 35))
     body = f"{region}{birth:%Y%m%d}{(index * 37 + rng.randint(0, 99)) % 1000:03d}"
     return body + id_check_char(body)
 

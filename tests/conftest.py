@@ -8,12 +8,12 @@ from tests.factories import ALICE_CREDIT, ChannelFactory, MerchantFactory, revie
 
 
 @pytest.fixture(autouse=True)
-def _fast_passwords(settings):  # type: ignore[no-untyped-def]
+def _fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)
-def _eager_celery(settings):  # type: ignore[no-untyped-def]
+def _eager_celery(settings):
     """Tasks run in-process unless a test starts a real worker; on_commit still decides when they run."""
     from config.celery import app
 
@@ -24,25 +24,25 @@ def _eager_celery(settings):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def sandbox_channel(transactional_db):  # type: ignore[no-untyped-def]
+def sandbox_channel(transactional_db):
     return ChannelFactory()
 
 
 @pytest.fixture
-def merchant_alice(sandbox_channel):  # type: ignore[no-untyped-def]
+def merchant_alice(sandbox_channel):
     return MerchantFactory(name="Alice 游戏点卡", real_name="张三", username="alice", credit=ALICE_CREDIT)
 
 
 @pytest.fixture
-def merchant_mallory(sandbox_channel):  # type: ignore[no-untyped-def]
+def merchant_mallory(sandbox_channel):
     return MerchantFactory(name="Mallory 话费", real_name="李四", id_number="310101198001010018", username="mallory")
 
 
 @pytest.fixture
-def reviewer_bob(transactional_db):  # type: ignore[no-untyped-def]
+def reviewer_bob(transactional_db):
     return reviewer("bob")
 
 
 @pytest.fixture
-def reviewer_carol(transactional_db):  # type: ignore[no-untyped-def]
+def reviewer_carol(transactional_db):
     return reviewer("carol")

@@ -53,7 +53,7 @@ class MerchantFactory(factory.Factory):
     verified = True
 
     @classmethod
-    def _create(cls, model_class, *, name, real_name, id_number, phone, credit, card_suffix, username, verified):  # type: ignore[no-untyped-def]
+    def _create(cls, model_class, *, name, real_name, id_number, phone, credit, card_suffix, username, verified):
         reg = merchant_register(
             name=name,
             real_name=real_name,

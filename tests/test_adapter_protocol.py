@@ -35,7 +35,7 @@ def test_a_config_the_adapter_cannot_use_is_a_config_error() -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_misconfigured_channel_answers_its_callbacks_503_and_a_bug_is_not_called_misconfigured(
-    monkeypatch,  # type: ignore[no-untyped-def]
+    monkeypatch,
     caplog,
 ) -> None:
     ChannelFactory(code="bankdirect", name="银行直连", adapter="bankdirect", config={})
@@ -45,7 +45,7 @@ def test_a_misconfigured_channel_answers_its_callbacks_503_and_a_bug_is_not_call
     assert "cannot be checked" in caplog.text
     # Any other ValueError is a bug: it is not answered as "misconfigured, try later".
 
-    def broken(**kwargs):  # type: ignore[no-untyped-def]
+    def broken(**kwargs):
         raise ValueError("a bug")
 
     monkeypatch.setattr("withdrawals.callbacks.payout_callback_receive", broken)
@@ -79,7 +79,7 @@ def test_each_adapter_answers_callbacks_in_its_protocol(adapter: str, accepted: 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_callback_view_sends_the_adapters_answer(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_callback_view_sends_the_adapters_answer(monkeypatch) -> None:
     from withdrawals.callbacks import CallbackOutcome
 
     for code in ("alipay", "wechat", "bankdirect"):

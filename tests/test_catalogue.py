@@ -323,7 +323,7 @@ def test_failure_words_and_actions() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_api_shows_a_failure_in_words_with_the_action(merchant_alice) -> None:  # type: ignore[no-untyped-def]
+def test_the_api_shows_a_failure_in_words_with_the_action(merchant_alice) -> None:
     api = Client(HTTP_AUTHORIZATION=f"Bearer {api_key_create(merchant=merchant_alice)}")
     bad = card_for(merchant_alice, "11")
     body = json.dumps({"amount": 10_000, "payout_account": bad.pk})
@@ -365,7 +365,7 @@ def test_the_api_shows_a_failure_in_words_with_the_action(merchant_alice) -> Non
 
 
 @pytest.mark.django_db(transaction=True)
-def test_api_errors_carry_the_action_in_the_requested_language(merchant_alice) -> None:  # type: ignore[no-untyped-def]
+def test_api_errors_carry_the_action_in_the_requested_language(merchant_alice) -> None:
     api = Client(HTTP_AUTHORIZATION=f"Bearer {api_key_create(merchant=merchant_alice)}")
     account = merchant_alice.payout_accounts.get(is_default=True)
     body = json.dumps({"amount": 10**9, "payout_account": account.pk})

@@ -22,13 +22,13 @@ BASE = {"base_url": "https://bank.example/v1", "key_id": "k1", "secret_file": "/
 
 
 @pytest.fixture
-def bank_channel():  # type: ignore[no-untyped-def]
+def bank_channel():
     return Channel.objects.create(
         code="bankx", name="Bank X", adapter=Channel.Adapter.SANDBOX, supported_account_kinds=["bank_card"], config=BASE
     )
 
 
-def _change_form(channel: Channel, **overrides):  # type: ignore[no-untyped-def]
+def _change_form(channel: Channel, **overrides):
     data = {
         "name": channel.name,
         "enabled": "on",
@@ -47,7 +47,7 @@ def _change_form(channel: Channel, **overrides):  # type: ignore[no-untyped-def]
     return data
 
 
-def test_ops_post_to_the_channel_page_cannot_change_config_but_can_pause(bank_channel):  # type: ignore[no-untyped-def]
+def test_ops_post_to_the_channel_page_cannot_change_config_but_can_pause(bank_channel):
     ops = staff_client(staff_user("ops1", "operations"))
     url = f"/admin/payment_channels/channel/{bank_channel.pk}/change/"
     page = ops.get(url)
@@ -61,7 +61,7 @@ def test_ops_post_to_the_channel_page_cannot_change_config_but_can_pause(bank_ch
     assert bank_channel.paused and bank_channel.paused_reason == "bank maintenance"  # operational fields work
 
 
-def test_ops_cannot_change_fees_or_adapter_or_propose(bank_channel):  # type: ignore[no-untyped-def]
+def test_ops_cannot_change_fees_or_adapter_or_propose(bank_channel):
     ops = staff_client(staff_user("ops1", "operations"))
     url = f"/admin/payment_channels/channel/{bank_channel.pk}/change/"
     ops.post(url, _change_form(bank_channel, fee_fixed="1", adapter="bankdirect", code="other"))
@@ -75,7 +75,7 @@ def test_ops_cannot_change_fees_or_adapter_or_propose(bank_channel):  # type: ig
     assert err.value.code == "permission_denied"
 
 
-def test_history_revert_cannot_bring_back_an_old_config(bank_channel):  # type: ignore[no-untyped-def]
+def test_history_revert_cannot_bring_back_an_old_config(bank_channel):
     """simple-history's historical form view saves a POST for anyone who may view history: refused."""
     a, b = staff_user("chan_a", "channel_admin"), staff_user("chan_b", "channel_admin")
     old_version = bank_channel.history.order_by("history_id").first()
@@ -91,7 +91,7 @@ def test_history_revert_cannot_bring_back_an_old_config(bank_channel):  # type: 
     assert bank_channel.config["key_id"] == "k2"
 
 
-def test_a_proposal_is_applied_only_when_a_different_user_approves(bank_channel):  # type: ignore[no-untyped-def]
+def test_a_proposal_is_applied_only_when_a_different_user_approves(bank_channel):
     alice, bob = staff_user("chan_alice", "channel_admin"), staff_user("chan_bob", "channel_admin")
     new = {**BASE, "base_url": "https://bank.example/v2", "secret_file": "/run/secrets/bankdirect-2026"}
     change = channel_config_change_propose(channel_id=bank_channel.pk, config=new, reason="key rotation", by=alice)
@@ -123,7 +123,7 @@ def test_a_proposal_is_applied_only_when_a_different_user_approves(bank_channel)
     assert err.value.code == "invalid_state"
 
 
-def test_proposals_refuse_inline_secrets_and_one_pending_change_per_channel(bank_channel):  # type: ignore[no-untyped-def]
+def test_proposals_refuse_inline_secrets_and_one_pending_change_per_channel(bank_channel):
     alice = staff_user("chan_alice", "channel_admin")
     for secret in ("secret", "app_private_key", "apiv3_key"):
         with pytest.raises(DomainError) as err:
@@ -136,7 +136,7 @@ def test_proposals_refuse_inline_secrets_and_one_pending_change_per_channel(bank
     assert err.value.code == "invalid_state"
 
 
-def test_a_proposal_made_against_an_older_config_is_void(bank_channel):  # type: ignore[no-untyped-def]
+def test_a_proposal_made_against_an_older_config_is_void(bank_channel):
     a, b = staff_user("chan_a", "channel_admin"), staff_user("chan_b", "channel_admin")
     change = channel_config_change_propose(
         channel_id=bank_channel.pk, config={**BASE, "key_id": "k2"}, reason="a", by=a
@@ -155,7 +155,7 @@ def test_a_proposal_made_against_an_older_config_is_void(bank_channel):  # type:
     assert bank_channel.config["timeout"] == 5
 
 
-def test_key_material_by_environment_variable(monkeypatch, tmp_path):  # type: ignore[no-untyped-def]
+def test_key_material_by_environment_variable(monkeypatch, tmp_path):
     from channels.adapters._common import material
     from channels.base import ConfigError
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(scope="module")
-def chaos():  # type: ignore[no-untyped-def]
+def chaos():
     sys.path.insert(0, str(ROOT / "scripts"))
     try:
         spec = importlib.util.spec_from_file_location("chaos_under_test", ROOT / "scripts" / "chaos.py")
@@ -30,7 +30,7 @@ def chaos():  # type: ignore[no-untyped-def]
         sys.path.remove(str(ROOT / "scripts"))
 
 
-def test_full_numbers_in_platform_logs_are_found_and_the_gateways_are_not(chaos, tmp_path):  # type: ignore[no-untyped-def]
+def test_full_numbers_in_platform_logs_are_found_and_the_gateways_are_not(chaos, tmp_path):
     merchant = MerchantFactory(id_number="110101199003074477", phone="13900131234")
     card = merchant.payout_accounts.get(is_default=True).account_number
     logs = tmp_path / "logs"

@@ -21,16 +21,16 @@ NEW_ID = "510104199208084568"
 
 
 @pytest.fixture
-def merchant(sandbox_channel):  # type: ignore[no-untyped-def]
+def merchant(sandbox_channel):
     return MerchantFactory(name="Zhang 点卡", real_name="张三", id_number=ID_NUMBER, phone=PHONE, credit=500_000)
 
 
-def _kyc_form(**values):  # type: ignore[no-untyped-def]
+def _kyc_form(**values):
     return {"real_name": "李四", "id_number": NEW_ID, "phone": "13700000001", "status": "verified", "level": "2",
             "_save": "Save", **values}  # fmt: skip
 
 
-def test_renaming_through_the_admin_does_nothing(merchant):  # type: ignore[no-untyped-def]
+def test_renaming_through_the_admin_does_nothing(merchant):
     kyc = merchant.kyc
     for user in (staff_user("comp", "compliance_officer"), staff_user("root", None)):
         client = staff_client(user)
@@ -57,7 +57,7 @@ def test_renaming_through_the_admin_does_nothing(merchant):  # type: ignore[no-u
     assert (kyc.real_name, kyc.id_number, kyc.phone, kyc.status) == ("张三", ID_NUMBER, PHONE, "verified")
 
 
-def test_identity_change_resets_verification_until_reverified(merchant):  # type: ignore[no-untyped-def]
+def test_identity_change_resets_verification_until_reverified(merchant):
     officer = staff_user("comp", "compliance_officer")
     old_card = merchant.payout_accounts.get()
     new_card = payout_account_add(merchant=merchant, account_number=make_card_number(seed=9191), holder_name="李四")
@@ -93,7 +93,7 @@ def test_identity_change_resets_verification_until_reverified(merchant):  # type
     assert err.value.code == "card_name_mismatch"
 
 
-def test_identity_change_needs_the_permission_and_a_reason(merchant):  # type: ignore[no-untyped-def]
+def test_identity_change_needs_the_permission_and_a_reason(merchant):
     for role in ("reviewer", "support", "operations", "privacy_officer"):
         user = staff_user(f"u_{role}", role)
         with pytest.raises(DomainError) as err:

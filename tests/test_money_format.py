@@ -52,7 +52,7 @@ def test_labels_and_the_page_filter_use_it() -> None:
     assert page.render(Context({"a": 123456789, "none": None})) == "¥1,234,567.89 1234567.89 []"
 
 
-def test_admin_notifications_and_routing_show_yuan_through_it(settings) -> None:  # type: ignore[no-untyped-def]
+def test_admin_notifications_and_routing_show_yuan_through_it(settings) -> None:
     from channels.adapters.alipay import yuan as alipay_amount
     from channels.routing import choose_policy
     from config.catalogue import notification_render
@@ -69,7 +69,7 @@ def test_the_money_library_for_any_template() -> None:
 
 
 @pytest.mark.django_db
-def test_the_ops_page_shows_a_channels_quota_in_yuan(sandbox_channel) -> None:  # type: ignore[no-untyped-def]
+def test_the_ops_page_shows_a_channels_quota_in_yuan(sandbox_channel) -> None:
     from django.utils import timezone
 
     from channels.models import ChannelQuotaUsage

@@ -42,18 +42,18 @@ def _raw(sql: str, params: list | None = None) -> list[tuple]:
 
 
 @pytest.fixture
-def keys_reset():  # type: ignore[no-untyped-def]
+def keys_reset():
     crypto.keyring_reset()
     yield
     crypto.keyring_reset()
 
 
 @pytest.fixture
-def zhang(sandbox_channel):  # type: ignore[no-untyped-def]
+def zhang(sandbox_channel):
     return MerchantFactory(name="Zhang 点卡", real_name="张三", id_number=ID_A, phone=PHONE_A, credit=2_000_000)
 
 
-def _card(merchant) -> str:  # type: ignore[no-untyped-def]
+def _card(merchant) -> str:
     return merchant.payout_accounts.order_by("pk").first().account_number
 
 
@@ -71,7 +71,7 @@ def test_mask_formats() -> None:
 
 
 # --- at rest ---------------------------------------------------------------------------------------------
-def test_numbers_are_ciphertext_in_tables_and_history(zhang):  # type: ignore[no-untyped-def]
+def test_numbers_are_ciphertext_in_tables_and_history(zhang):
     card = _card(zhang)
     kyc_rows = _raw("SELECT id_number, phone, four_elements_card, id_number_hash FROM accounts_kycrecord")
     history = _raw("SELECT id_number, phone, four_elements_card FROM accounts_historicalkycrecord")
@@ -85,7 +85,7 @@ def test_numbers_are_ciphertext_in_tables_and_history(zhang):  # type: ignore[no
     assert (kyc.id_number, kyc.phone, kyc.four_elements_card) == (ID_A, PHONE_A, card)  # read back in clear
 
 
-def test_lookup_and_uniqueness_by_keyed_hash(zhang):  # type: ignore[no-untyped-def]
+def test_lookup_and_uniqueness_by_keyed_hash(zhang):
     card = _card(zhang)
     again = payout_account_add(merchant=zhang, account_number=card, holder_name="张三")
     assert PayoutAccount.objects.filter(merchant=zhang).count() == 1 and again.account_number == card
@@ -97,7 +97,7 @@ def test_lookup_and_uniqueness_by_keyed_hash(zhang):  # type: ignore[no-untyped-
     assert kyc.phone == PHONE_B and kyc.phone_hash == crypto.pii_hash("phone", PHONE_B)
 
 
-def test_risk_links_by_keyed_hash_never_by_number(sandbox_channel):  # type: ignore[no-untyped-def]
+def test_risk_links_by_keyed_hash_never_by_number(sandbox_channel):
     a = MerchantFactory(name="A", real_name="张三", id_number=ID_A, phone=PHONE_A)
     b = MerchantFactory(name="B", real_name="王五", id_number=ID_B, phone=PHONE_A)  # shares the phone
     risk_list_add(kind="card", value=_card(a), reason="test")
@@ -115,7 +115,7 @@ def test_risk_links_by_keyed_hash_never_by_number(sandbox_channel):  # type: ign
 
 
 # --- keys --------------------------------------------------------------------------------------------------
-def test_key_rotation_reencrypts_with_the_newest_key(zhang, settings, keys_reset):  # type: ignore[no-untyped-def]
+def test_key_rotation_reencrypts_with_the_newest_key(zhang, settings, keys_reset):
     card = _card(zhang)
     old_id = crypto.keyring().current_id
     SmsMessage.objects.create(merchant_id=zhang.pk, phone=PHONE_A, text="code ******", backend="memory")
@@ -138,7 +138,7 @@ def test_key_rotation_reencrypts_with_the_newest_key(zhang, settings, keys_reset
     assert SmsMessage.objects.get().phone == PHONE_A
 
 
-def test_production_refuses_to_start_without_keys(settings, keys_reset):  # type: ignore[no-untyped-def]
+def test_production_refuses_to_start_without_keys(settings, keys_reset):
     from accounts.apps import check_field_keys
 
     settings.FIELD_ENCRYPTION_KEYS, settings.FIELD_HASH_KEY, settings.FIELD_ENCRYPTION_DEV_KEYS = [], "", False
@@ -153,7 +153,7 @@ def test_production_refuses_to_start_without_keys(settings, keys_reset):  # type
 
 
 # --- the data migration ------------------------------------------------------------------------------------
-def test_data_migration_encrypts_plain_rows_and_rekeys_risk(zhang):  # type: ignore[no-untyped-def]
+def test_data_migration_encrypts_plain_rows_and_rekeys_risk(zhang):
     from django.apps import apps
 
     card = _card(zhang)
@@ -188,7 +188,7 @@ def test_data_migration_encrypts_plain_rows_and_rekeys_risk(zhang):  # type: ign
     assert RiskListEntry.objects.get().value == crypto.pii_hash("phone", PHONE_A)
 
 
-def test_sms_log_phone_is_ciphertext_found_by_keyed_hash(zhang, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
+def test_sms_log_phone_is_ciphertext_found_by_keyed_hash(zhang, django_capture_on_commit_callbacks):
     from risk.stepup import stepup_issue
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -202,7 +202,7 @@ def test_sms_log_phone_is_ciphertext_found_by_keyed_hash(zhang, django_capture_o
         list(SmsMessage.objects.filter(phone=PHONE_A))
 
 
-def test_sms_log_migration_encrypts_plain_rows_and_reverses(zhang):  # type: ignore[no-untyped-def]
+def test_sms_log_migration_encrypts_plain_rows_and_reverses(zhang):
     from django.apps import apps
 
     # A row as the code before this change wrote it, and one written since.
@@ -222,7 +222,7 @@ def test_sms_log_migration_encrypts_plain_rows_and_reverses(zhang):  # type: ign
 
 
 # --- who sees what ---------------------------------------------------------------------------------------
-def test_admin_pages_and_lists_show_masked_numbers(zhang):  # type: ignore[no-untyped-def]
+def test_admin_pages_and_lists_show_masked_numbers(zhang):
     from withdrawals.services import withdrawal_submit
 
     card = _card(zhang)
@@ -282,7 +282,7 @@ def test_admin_pages_and_lists_show_masked_numbers(zhang):  # type: ignore[no-un
     )
 
 
-def test_reveal_is_for_the_privacy_role_and_audited(zhang):  # type: ignore[no-untyped-def]
+def test_reveal_is_for_the_privacy_role_and_audited(zhang):
     kyc, account = zhang.kyc, zhang.payout_accounts.get()
     for role in ("reviewer", "support", "compliance_officer", "operations"):
         client = staff_client(staff_user(f"u_{role}", role))
@@ -311,7 +311,7 @@ def test_reveal_is_for_the_privacy_role_and_audited(zhang):  # type: ignore[no-u
     assert AuditEvent.objects.count() == 2  # no reason, no reveal
 
 
-def test_merchant_pages_and_api_show_masked_numbers(zhang):  # type: ignore[no-untyped-def]
+def test_merchant_pages_and_api_show_masked_numbers(zhang):
     from django.contrib.auth.models import Group
 
     from accounts.models import User
@@ -346,7 +346,7 @@ def _text_columns() -> list[tuple[str, str]]:
     )
 
 
-def test_no_plain_number_in_any_column_or_log_line(sandbox_channel, caplog, monkeypatch, settings):  # type: ignore[no-untyped-def]
+def test_no_plain_number_in_any_column_or_log_line(sandbox_channel, caplog, monkeypatch, settings):
     """The demo's seed, then merchants, KYC, cards, withdrawals (paid, reviewed, stepped up), risk state and lists,
     SMS log, compliance reports; then every text column of every table and every captured log line: no full ID,
     phone or card number the platform holds."""
@@ -363,7 +363,7 @@ def test_no_plain_number_in_any_column_or_log_line(sandbox_channel, caplog, monk
     real_assess = services.risk_assess_withdrawal
     outcomes = iter(["allow", "review", "step_up", "allow"])
 
-    def assess(*, event):  # type: ignore[no-untyped-def]
+    def assess(*, event):
         decision = real_assess(event=event)  # the real engine learns (state, decision log) ...
         return dataclasses.replace(decision, outcome=next(outcomes, "allow"))  # ... the test picks the path
 

@@ -10,7 +10,7 @@ from channels.base import PayoutStatus, StatementLine
 from channels.reconciliation import OurPayout, statement_compare
 
 DAY = dt.date(2026, 3, 2)
-NOON = timezone.make_aware(dt.datetime(2026, 3, 2, 12, 0))
+NOON = dt.datetime(2026, 3, 2, 12, 0, tzinfo=timezone.get_current_timezone())
 
 
 class Ours:
@@ -64,7 +64,7 @@ def test_each_kind_of_difference_and_only_those():
 
 
 def test_a_payout_we_settled_just_after_midnight_may_sit_on_yesterdays_statement():
-    just_after = timezone.make_aware(dt.datetime(2026, 3, 2, 0, 0, 20))
+    just_after = dt.datetime(2026, 3, 2, 0, 0, 20, tzinfo=timezone.get_current_timezone())
     ours = Ours(day=[OurPayout("EDGE", 1000, "succeeded", just_after)])
     diffs, _ = statement_compare(channel_code="bd", date=DAY, lines=[], our_side=ours, previous_day=[line("EDGE")])
     assert diffs == []

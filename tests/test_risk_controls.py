@@ -328,7 +328,7 @@ def _decided_as(monkeypatch, outcome: str) -> None:
 
     def forced(event):
         decision = real(event=event)
-        return RiskDecision(outcome, decision.score, decision.reasons, decision.explanation)  # type: ignore[arg-type]
+        return RiskDecision(outcome, decision.score, decision.reasons, decision.explanation)
 
     monkeypatch.setattr("withdrawals.services.risk_assess_withdrawal", forced)
 

@@ -28,7 +28,7 @@ pytestmark = [
 REFUSED_BEFORE_RISK = {"kyc_required", "card_name_mismatch"}
 
 
-def _scorer():  # type: ignore[no-untyped-def]
+def _scorer():
     spec = importlib.util.spec_from_file_location("shared_risk_score", SHARED_RISK / "score.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -43,7 +43,7 @@ def _jsonl(path: Path) -> list[dict]:
 # 25 days rather than 15: in a 15-day window most legit shops are days old, and the new-account rules then
 # step up 3 of 217 legit withdrawals (FPR 0.014) — noise at that size, not a property of the engine.
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
+def generated(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("risk") / "seed11"
     subprocess.run(
         [sys.executable, str(SHARED_RISK / "generate.py"), "--out-dir", str(out), "--seed", "11",

@@ -161,7 +161,7 @@ def test_the_engine_still_blocks_the_same_withdrawal_from_a_listed_device() -> N
 
 
 @pytest.fixture
-def _fresh_engine():  # type: ignore[no-untyped-def]
+def _fresh_engine():
     risk_engine_reset()  # the engine caches its rule set / model; the database is flushed between tests
     yield
     risk_engine_reset()

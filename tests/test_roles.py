@@ -138,7 +138,7 @@ def test_every_registered_admin_is_in_the_matrix() -> None:
 
 
 @pytest.fixture
-def world(sandbox_channel, monkeypatch):  # type: ignore[no-untyped-def]
+def world(sandbox_channel, monkeypatch):
     """At least one row behind every admin page, and one staff user (logged in, second factor verified) per
     role."""
     import withdrawals.services as services
@@ -226,7 +226,7 @@ def _object(model: Any) -> Any:
     return model._default_manager.order_by("pk").first()
 
 
-def test_role_matrix(world):  # type: ignore[no-untyped-def]
+def test_role_matrix(world):
     mismatches = []
     for label, (model, model_admin) in sorted(_registered().items()):
         # third-party admins: the superuser gets whatever the app's admin offers; nobody else anything
@@ -260,7 +260,7 @@ def test_role_matrix(world):  # type: ignore[no-untyped-def]
     assert mismatches == [], "\n".join(mismatches)
 
 
-def test_bulk_actions(world):  # type: ignore[no-untyped-def]
+def test_bulk_actions(world):
     from django.test import RequestFactory
 
     mismatches = []
@@ -282,7 +282,7 @@ def test_bulk_actions(world):  # type: ignore[no-untyped-def]
 REVIEWERS = {"R", "S", "U"}
 
 
-def test_review_console_approve_and_reject(world):  # type: ignore[no-untyped-def]
+def test_review_console_approve_and_reject(world):
     w = world["withdrawal"]
     for letter, client in world["clients"].items():
         if letter in REVIEWERS:
@@ -295,7 +295,7 @@ def test_review_console_approve_and_reject(world):  # type: ignore[no-untyped-de
     assert Withdrawal.objects.get(pk=w.pk).status != Status.PENDING_REVIEW
 
 
-def test_ops_page(world):  # type: ignore[no-untyped-def]
+def test_ops_page(world):
     alert = ChannelAlert.objects.get()
     for letter, client in world["clients"].items():
         assert _allowed(client.get("/admin/ops/")) == (letter in {"O", "A", "U"}), letter
@@ -305,7 +305,7 @@ def test_ops_page(world):  # type: ignore[no-untyped-def]
         ChannelAlert.objects.filter(pk=alert.pk).update(acknowledged_at=None, acknowledged_by="")
 
 
-def test_reveal_and_identity_pages(world):  # type: ignore[no-untyped-def]
+def test_reveal_and_identity_pages(world):
     kyc = KycRecord.objects.get(merchant=world["merchant"])
     account = world["merchant"].payout_accounts.get()
     for letter, client in world["clients"].items():
@@ -322,7 +322,7 @@ def test_reveal_and_identity_pages(world):  # type: ignore[no-untyped-def]
     assert Merchant.objects.get(pk=world["merchant"].pk).kyc.status == "verified"
 
 
-def test_channel_config_approval(world):  # type: ignore[no-untyped-def]
+def test_channel_config_approval(world):
     change = ChannelConfigChange.objects.get()
     for letter, client in world["clients"].items():
         if letter == "U":
@@ -335,7 +335,7 @@ def test_channel_config_approval(world):  # type: ignore[no-untyped-def]
     assert change.status == ChannelConfigChange.Status.APPLIED
 
 
-def test_channel_config_reject(world):  # type: ignore[no-untyped-def]
+def test_channel_config_reject(world):
     """Turning a proposal down: an approver, or its proposer withdrawing it; nobody else."""
     change = ChannelConfigChange.objects.get()
     for letter, client in world["clients"].items():
@@ -349,7 +349,7 @@ def test_channel_config_reject(world):  # type: ignore[no-untyped-def]
     assert change.status == ChannelConfigChange.Status.REJECTED and change.decided_by == world["users"]["A"]
 
 
-def test_statement_difference_resolve(world):  # type: ignore[no-untyped-def]
+def test_statement_difference_resolve(world):
     """Resolving a statement difference by hand: who sees the differences and resolves payouts (operations, the
     superuser) — not a senior reviewer, who resolves stuck payouts but never sees the channels' statements."""
     difference = StatementDifference.objects.get()
@@ -366,7 +366,7 @@ def test_statement_difference_resolve(world):  # type: ignore[no-untyped-def]
 
 
 # --- the demo's staff --------------------------------------------------------------------------------------
-def test_demo_staff_have_exactly_their_roles_permissions(sandbox_channel, settings):  # type: ignore[no-untyped-def]
+def test_demo_staff_have_exactly_their_roles_permissions(sandbox_channel, settings):
     """``make run`` seeds a staff login per role (two channel admins: a config change takes two people); each has
     exactly its role's permissions, and the two channel admins can carry a change through between them."""
     import io

@@ -14,7 +14,7 @@ from channels.services import channel_quota_release, channel_reserve, channel_ro
 
 pytestmark = pytest.mark.django_db
 
-NOON = timezone.make_aware(datetime(2026, 3, 2, 12, 0))
+NOON = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.get_current_timezone())
 
 
 @pytest.fixture(autouse=True)
@@ -95,7 +95,7 @@ def test_ineligible_channels_say_why(three):
 
 def test_maintenance_windows_may_cross_midnight():
     ch = Channel(maintenance_windows=[{"start": "23:30", "end": "00:30"}, {"bad": 1}])
-    at = lambda h, m: timezone.make_aware(datetime(2026, 3, 2, h, m))  # noqa: E731
+    at = lambda h, m: datetime(2026, 3, 2, h, m, tzinfo=timezone.get_current_timezone())  # noqa: E731
     assert in_maintenance(ch, at(23, 45)) and in_maintenance(ch, at(0, 10))
     assert not in_maintenance(ch, at(0, 30)) and not in_maintenance(ch, at(12, 0))
 

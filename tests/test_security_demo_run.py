@@ -88,12 +88,12 @@ pytestmark_db = pytest.mark.django_db(transaction=True)
 def _review_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         "withdrawals.services.risk_assess_withdrawal",
-        lambda event: RiskDecision(outcome="review", score=60.0),  # type: ignore[arg-type]
+        lambda event: RiskDecision(outcome="review", score=60.0),
     )
 
 
 @pytestmark_db
-def test_nul_in_the_reviewers_note_or_reason_is_a_400_not_a_500(merchant_alice, monkeypatch):  # type: ignore[no-untyped-def]
+def test_nul_in_the_reviewers_note_or_reason_is_a_400_not_a_500(merchant_alice, monkeypatch):
     _review_only(monkeypatch)
     account = merchant_alice.payout_accounts.get(is_default=True)
     w = withdrawal_submit(
@@ -113,10 +113,10 @@ def test_nul_in_the_reviewers_note_or_reason_is_a_400_not_a_500(merchant_alice, 
 
 
 @pytestmark_db
-def test_nul_in_the_retry_key_is_a_400_not_a_500(sandbox_channel, monkeypatch):  # type: ignore[no-untyped-def]
+def test_nul_in_the_retry_key_is_a_400_not_a_500(sandbox_channel, monkeypatch):
     monkeypatch.setattr(
         "withdrawals.services.risk_assess_withdrawal",
-        lambda event: RiskDecision(outcome="allow", score=1.0),  # type: ignore[arg-type]
+        lambda event: RiskDecision(outcome="allow", score=1.0),
     )
     m = MerchantFactory(credit=500_000, username="nina")
     submitted = withdrawal_submit(merchant_id=m.pk, payout_account_id=card_for(m, "11").pk, amount=10_000)

@@ -20,40 +20,40 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def alice_api(merchant_alice):  # type: ignore[no-untyped-def]
+def alice_api(merchant_alice):
     return Client(HTTP_AUTHORIZATION=f"Bearer {api_key_create(merchant=merchant_alice)}", raise_request_exception=False)
 
 
-def assert_error(response, status: int, code: str = "invalid_request") -> dict:  # type: ignore[no-untyped-def]
+def assert_error(response, status: int, code: str = "invalid_request") -> dict:
     assert response.status_code == status, response.content
     body = response.json()
     assert set(body) == {"error"} and body["error"]["code"] == code and body["error"]["message"]
     return body["error"]["details"]
 
 
-def _create(client: Client, body: str, key: str = "k-1"):  # type: ignore[no-untyped-def]
+def _create(client: Client, body: str, key: str = "k-1"):
     return client.post("/api/v1/withdrawals", data=body, content_type="application/json", HTTP_IDEMPOTENCY_KEY=key)
 
 
-def _body(merchant) -> dict:  # type: ignore[no-untyped-def]
+def _body(merchant) -> dict:
     return {"amount": 10_000, "payout_account": merchant.payout_accounts.get(is_default=True).pk}
 
 
 # --- NUL bytes and deep JSON ------------------------------------------------------------------------------
-def test_nul_in_the_query_string_is_a_400(alice_api):  # type: ignore[no-untyped-def]
+def test_nul_in_the_query_string_is_a_400(alice_api):
     assert assert_error(alice_api.get("/api/v1/withdrawals?status=%00"), 400) == {"query": "contains a NUL byte"}
     assert_error(alice_api.get("/api/v1/withdrawals?status=paid%00"), 400)
     assert_error(alice_api.get("/api/v1/withdrawals?status=nonsense"), 400)  # and an unknown status is named
     assert alice_api.get("/api/v1/withdrawals?status=paid").status_code == 200
 
 
-def test_nul_in_the_idempotency_key_is_a_400(alice_api, merchant_alice):  # type: ignore[no-untyped-def]
+def test_nul_in_the_idempotency_key_is_a_400(alice_api, merchant_alice):
     details = assert_error(_create(alice_api, json.dumps(_body(merchant_alice)), key="order\x001"), 400)
     assert details == {"header": "contains a NUL byte"}
     assert not Withdrawal.objects.exists()
 
 
-def test_nul_in_a_json_string_is_a_400(alice_api, merchant_alice):  # type: ignore[no-untyped-def]
+def test_nul_in_a_json_string_is_a_400(alice_api, merchant_alice):
     body = json.dumps({**_body(merchant_alice), "device": "fp\u0000x"})
     assert "\\u0000" in body
     details = assert_error(_create(alice_api, body), 400)
@@ -63,7 +63,7 @@ def test_nul_in_a_json_string_is_a_400(alice_api, merchant_alice):  # type: igno
     assert not Withdrawal.objects.exists()
 
 
-def test_5000_deep_json_is_a_400(alice_api):  # type: ignore[no-untyped-def]
+def test_5000_deep_json_is_a_400(alice_api):
     for deep in ("[" * 5000 + "]" * 5000, '{"a":' * 5000 + "1" + "}" * 5000, "[" * 5000):
         details = assert_error(_create(alice_api, deep), 400)
         assert "deeper than 32" in details["body"]
@@ -71,7 +71,7 @@ def test_5000_deep_json_is_a_400(alice_api):  # type: ignore[no-untyped-def]
     assert_error(_create(alice_api, json.dumps({"device": "[" * 5000})), 400)  # refused for other reasons
 
 
-def test_nul_and_deep_json_never_500_on_the_pages_or_callbacks(merchant_alice, sandbox_channel):  # type: ignore[no-untyped-def]
+def test_nul_and_deep_json_never_500_on_the_pages_or_callbacks(merchant_alice, sandbox_channel):
     client = Client(raise_request_exception=False)
     client.login(username="alice", password="pass-1234")
     assert client.get("/withdrawals/?status=%00").status_code == 400
@@ -85,7 +85,7 @@ def test_nul_and_deep_json_never_500_on_the_pages_or_callbacks(merchant_alice, s
 
 
 # --- the review buttons stay on this site -----------------------------------------------------------------
-def test_approve_and_reject_never_follow_an_offsite_next(merchant_alice, monkeypatch):  # type: ignore[no-untyped-def]
+def test_approve_and_reject_never_follow_an_offsite_next(merchant_alice, monkeypatch):
     from risk.contract import RiskDecision
     from withdrawals.services import withdrawal_submit
 
@@ -121,11 +121,11 @@ def test_approve_and_reject_never_follow_an_offsite_next(merchant_alice, monkeyp
 
 
 # --- a refused callback learns nothing ---------------------------------------------------------------------
-def test_a_refused_callback_gets_a_generic_answer_and_the_reason_is_logged(sandbox_channel, monkeypatch, caplog):  # type: ignore[no-untyped-def]
+def test_a_refused_callback_gets_a_generic_answer_and_the_reason_is_logged(sandbox_channel, monkeypatch, caplog):
     reason = "bankdirect callback signature does not verify (expected key k-7f3a)"
 
     class Refusing:
-        def parse_callback(self, headers, body):  # type: ignore[no-untyped-def]
+        def parse_callback(self, headers, body):
             raise InvalidCallback(reason)
 
     for code, adapter in (("bankdirect", "bankdirect"), ("alipay", "alipay"), ("wechat", "wechat")):
@@ -142,7 +142,7 @@ def test_a_refused_callback_gets_a_generic_answer_and_the_reason_is_logged(sandb
 
 
 # --- the partner API shows no routing internals ----------------------------------------------------------
-def test_api_withdrawal_shows_the_channel_name_and_arrival_only(sandbox_channel):  # type: ignore[no-untyped-def]
+def test_api_withdrawal_shows_the_channel_name_and_arrival_only(sandbox_channel):
     ChannelFactory(code="cheap", name="便宜通道", adapter="sandbox", fee_fixed=10, priority=5)
     merchant = MerchantFactory(credit=1_000_000)
     api = Client(HTTP_AUTHORIZATION=f"Bearer {api_key_create(merchant=merchant)}")

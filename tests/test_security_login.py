@@ -22,18 +22,18 @@ pytestmark = pytest.mark.django_db(transaction=True)
 LIMIT = 10
 
 
-def _merchant_login(client: Client, password: str, ip: str = "10.0.0.1"):  # type: ignore[no-untyped-def]
+def _merchant_login(client: Client, password: str, ip: str = "10.0.0.1"):
     return client.post("/login/", {"username": "alice", "password": password}, REMOTE_ADDR=ip)
 
 
-def _admin_login(client: Client, username: str, password: str, ip: str = "10.0.0.2"):  # type: ignore[no-untyped-def]
+def _admin_login(client: Client, username: str, password: str, ip: str = "10.0.0.2"):
     return client.post(
         "/admin/login/?next=/admin/", {"username": username, "password": password, "next": "/admin/"}, REMOTE_ADDR=ip
     )
 
 
 # --- lockout ----------------------------------------------------------------------------------------------
-def test_ten_wrong_passwords_lock_the_merchant_login_even_for_the_right_one(merchant_alice):  # type: ignore[no-untyped-def]
+def test_ten_wrong_passwords_lock_the_merchant_login_even_for_the_right_one(merchant_alice):
     client = Client()
     for _ in range(LIMIT - 1):
         assert _merchant_login(client, "wrong").status_code == 200  # the form again, with the error
@@ -49,7 +49,7 @@ def test_ten_wrong_passwords_lock_the_merchant_login_even_for_the_right_one(merc
         assert _merchant_login(Client(), "pass-1234", ip="10.9.9.9").status_code == 302
 
 
-def test_one_address_guessing_many_accounts_is_locked_per_ip(merchant_alice):  # type: ignore[no-untyped-def]
+def test_one_address_guessing_many_accounts_is_locked_per_ip(merchant_alice):
     client = Client()
     for n in range(LIMIT):
         client.post("/login/", {"username": f"nobody{n}", "password": "x"}, REMOTE_ADDR="10.0.0.7")
@@ -57,7 +57,7 @@ def test_one_address_guessing_many_accounts_is_locked_per_ip(merchant_alice):  #
     assert _merchant_login(Client(), "pass-1234", ip="10.0.0.8").status_code == 302
 
 
-def test_ten_wrong_passwords_lock_the_admin_login_and_the_admin_unlocks(transactional_db):  # type: ignore[no-untyped-def]
+def test_ten_wrong_passwords_lock_the_admin_login_and_the_admin_unlocks(transactional_db):
     bob = reviewer("bob")
     client = Client()
     for _ in range(LIMIT):
@@ -82,7 +82,7 @@ def test_ten_wrong_passwords_lock_the_admin_login_and_the_admin_unlocks(transact
     assert bob.is_staff
 
 
-def test_failed_api_authentication_is_throttled_then_locked(merchant_alice):  # type: ignore[no-untyped-def]
+def test_failed_api_authentication_is_throttled_then_locked(merchant_alice):
     good = Client(HTTP_AUTHORIZATION=f"Bearer {api_key_create(merchant=merchant_alice)}", REMOTE_ADDR="10.0.0.3")
     assert good.get("/api/v1/wallet").status_code == 200
     bad = Client(HTTP_AUTHORIZATION="Bearer sk_deadbeef_guess", REMOTE_ADDR="10.0.0.3")
@@ -105,7 +105,7 @@ def test_failed_api_authentication_is_throttled_then_locked(merchant_alice):  # 
     )
 
 
-def test_api_guesses_at_one_key_lock_that_key_from_any_address(merchant_alice):  # type: ignore[no-untyped-def]
+def test_api_guesses_at_one_key_lock_that_key_from_any_address(merchant_alice):
     key = api_key_create(merchant=merchant_alice)
     prefix = key.split("_")[1]
     for n in range(LIMIT):
@@ -114,7 +114,7 @@ def test_api_guesses_at_one_key_lock_that_key_from_any_address(merchant_alice): 
     assert locked.status_code == 429 and locked.json()["error"]["code"] == "login_locked"
 
 
-def test_failed_attempts_keep_no_password(merchant_alice):  # type: ignore[no-untyped-def]
+def test_failed_attempts_keep_no_password(merchant_alice):
     from axes.models import AccessAttempt
 
     _merchant_login(Client(), "secret-guess-123")
@@ -123,7 +123,7 @@ def test_failed_attempts_keep_no_password(merchant_alice):  # type: ignore[no-un
 
 
 # --- staff second factor --------------------------------------------------------------------------------
-def test_staff_without_a_second_factor_cannot_open_the_admin(transactional_db):  # type: ignore[no-untyped-def]
+def test_staff_without_a_second_factor_cannot_open_the_admin(transactional_db):
     bob = reviewer("bob")
     client = Client()
     client.force_login(bob)  # the password alone
@@ -134,7 +134,7 @@ def test_staff_without_a_second_factor_cannot_open_the_admin(transactional_db): 
     assert staff_client(bob).get("/admin/").status_code == 200
 
 
-def test_new_staff_enrol_a_totp_device_on_first_login_then_need_a_code_each_time(transactional_db):  # type: ignore[no-untyped-def]
+def test_new_staff_enrol_a_totp_device_on_first_login_then_need_a_code_each_time(transactional_db):
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
     reviewer("bob")
@@ -170,7 +170,7 @@ def test_new_staff_enrol_a_totp_device_on_first_login_then_need_a_code_each_time
         assert ok["Location"] == "/admin/" and fresh.get("/admin/").status_code == 200
 
 
-def test_wrong_codes_count_towards_the_lockout(transactional_db):  # type: ignore[no-untyped-def]
+def test_wrong_codes_count_towards_the_lockout(transactional_db):
     bob = reviewer("bob")
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -185,7 +185,7 @@ def test_wrong_codes_count_towards_the_lockout(transactional_db):  # type: ignor
         assert "_auth_user_id" not in client.session  # the half-open session ends
 
 
-def test_demo_mode_shows_the_demo_device_code_on_the_code_page(transactional_db, settings):  # type: ignore[no-untyped-def]
+def test_demo_mode_shows_the_demo_device_code_on_the_code_page(transactional_db, settings):
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
     settings.DEMO_MODE = True
@@ -199,7 +199,7 @@ def test_demo_mode_shows_the_demo_device_code_on_the_code_page(transactional_db,
 
 
 # --- idle sessions ----------------------------------------------------------------------------------------
-def test_idle_staff_session_ends_after_15_minutes(transactional_db):  # type: ignore[no-untyped-def]
+def test_idle_staff_session_ends_after_15_minutes(transactional_db):
     client = staff_client(reviewer("bob"))
     start = time.time()
     with time_machine.travel(start, tick=False) as clock:
@@ -212,7 +212,7 @@ def test_idle_staff_session_ends_after_15_minutes(transactional_db):  # type: ig
         assert "_auth_user_id" not in client.session
 
 
-def test_idle_merchant_session_ends_after_30_minutes_and_polling_is_not_activity(merchant_alice):  # type: ignore[no-untyped-def]
+def test_idle_merchant_session_ends_after_30_minutes_and_polling_is_not_activity(merchant_alice):
     from withdrawals.services import withdrawal_submit
 
     account = merchant_alice.payout_accounts.get(is_default=True)

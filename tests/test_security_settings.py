@@ -84,13 +84,13 @@ def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         ({"FACE_PROVIDER": "sandbox"}, "FACE_PROVIDER=sandbox passes anyone"),
     ],
 )
-def test_production_refuses_to_start_unsafe(overrides, message):  # type: ignore[no-untyped-def]
+def test_production_refuses_to_start_unsafe(overrides, message):
     result = run([sys.executable, "-c", "import django; django.setup()"], production_env(**overrides))
     assert result.returncode != 0
     assert message in result.stderr
 
 
-def test_check_deploy_is_clean_with_the_documented_production_settings():  # type: ignore[no-untyped-def]
+def test_check_deploy_is_clean_with_the_documented_production_settings():
     result = manage("check", "--deploy", "--fail-level", "WARNING", env=production_env())
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
@@ -114,7 +114,7 @@ PROBE = textwrap.dedent(
 )
 
 
-def test_production_pages_are_https_only_with_hsts_csp_and_secure_cookies():  # type: ignore[no-untyped-def]
+def test_production_pages_are_https_only_with_hsts_csp_and_secure_cookies():
     result = run([sys.executable, "-c", PROBE], production_env())
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout.strip().splitlines()[-1])
@@ -134,7 +134,7 @@ def test_production_pages_are_https_only_with_hsts_csp_and_secure_cookies():  # 
     assert headers["X-Content-Type-Options"] == "nosniff"
 
 
-def test_the_pages_run_no_inline_script(client, settings):  # type: ignore[no-untyped-def]
+def test_the_pages_run_no_inline_script(client, settings):
     """CSP allows scripts from our origin only: no page may rely on an inline script or event handler."""
     import re
 
@@ -150,7 +150,7 @@ def test_the_pages_run_no_inline_script(client, settings):  # type: ignore[no-un
 
 # --- demo data only in demo mode --------------------------------------------------------------------------
 @pytest.mark.django_db(transaction=True)
-def test_seed_demo_refuses_outside_demo_mode(sandbox_channel):  # type: ignore[no-untyped-def]
+def test_seed_demo_refuses_outside_demo_mode(sandbox_channel):
     from accounts.models import User
 
     with pytest.raises(CommandError, match="only in demo mode"):
@@ -161,7 +161,7 @@ def test_seed_demo_refuses_outside_demo_mode(sandbox_channel):  # type: ignore[n
 
 
 @pytest.mark.django_db(transaction=True)
-def test_demo_api_keys_work_only_in_demo_mode(sandbox_channel, settings):  # type: ignore[no-untyped-def]
+def test_demo_api_keys_work_only_in_demo_mode(sandbox_channel, settings):
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
     from accounts.models import User

@@ -40,7 +40,7 @@ from withdrawals.services import withdrawal_resend_code, withdrawal_submit, with
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _step_up(monkeypatch):  # type: ignore[no-untyped-def]
+def _step_up(monkeypatch):
     from risk.contract import RiskDecision
 
     monkeypatch.setattr(
@@ -48,7 +48,7 @@ def _step_up(monkeypatch):  # type: ignore[no-untyped-def]
     )
 
 
-def _submit(merchant, key="s1"):  # type: ignore[no-untyped-def]
+def _submit(merchant, key="s1"):
     account = merchant.payout_accounts.get(is_default=True)
     return withdrawal_submit(
         merchant_id=merchant.pk, payout_account_id=account.pk, amount=30_000, idempotency_key=key
@@ -56,14 +56,14 @@ def _submit(merchant, key="s1"):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def alice_client(merchant_alice):  # type: ignore[no-untyped-def]
+def alice_client(merchant_alice):
     client = Client()
     assert client.login(username="alice", password="pass-1234")
     return client
 
 
 # --- the code stays on the phone ------------------------------------------------------------------------
-def test_outside_demo_mode_the_page_never_shows_the_code(alice_client, merchant_alice, monkeypatch, caplog, settings):  # type: ignore[no-untyped-def]
+def test_outside_demo_mode_the_page_never_shows_the_code(alice_client, merchant_alice, monkeypatch, caplog, settings):
     assert settings.DEMO_MODE is False and settings.DEBUG is False
     _step_up(monkeypatch)
     caplog.set_level(logging.DEBUG)
@@ -85,7 +85,7 @@ def test_outside_demo_mode_the_page_never_shows_the_code(alice_client, merchant_
     assert sms_demo_inbox_latest(phone=merchant_alice.kyc.phone, out_id_prefix="") is None
 
 
-def test_in_demo_mode_the_page_shows_the_phone(alice_client, merchant_alice, monkeypatch, settings):  # type: ignore[no-untyped-def]
+def test_in_demo_mode_the_page_shows_the_phone(alice_client, merchant_alice, monkeypatch, settings):
     settings.DEMO_MODE = True
     _step_up(monkeypatch)
     w = _submit(merchant_alice)
@@ -93,7 +93,7 @@ def test_in_demo_mode_the_page_shows_the_phone(alice_client, merchant_alice, mon
     assert "data-dev-sms" in page and last_sms_code(merchant_alice.kyc.phone) in page
 
 
-def test_sandbox_face_pass_is_refused_outside_demo_mode(alice_client, merchant_alice, monkeypatch, settings):  # type: ignore[no-untyped-def]
+def test_sandbox_face_pass_is_refused_outside_demo_mode(alice_client, merchant_alice, monkeypatch, settings):
     _step_up(monkeypatch)
     w = _submit(merchant_alice)
     alice_client.post(f"/withdrawals/{w.pk}/face/")
@@ -104,7 +104,7 @@ def test_sandbox_face_pass_is_refused_outside_demo_mode(alice_client, merchant_a
     assert FaceCheckSession.objects.get().status == "pending"  # the browser cannot play the capture
 
 
-def test_without_a_face_provider_the_face_option_is_not_offered(alice_client, merchant_alice, monkeypatch, settings):  # type: ignore[no-untyped-def]
+def test_without_a_face_provider_the_face_option_is_not_offered(alice_client, merchant_alice, monkeypatch, settings):
     settings.FACE_PROVIDER = ""  # production: no real provider configured
     _step_up(monkeypatch)
     w = _submit(merchant_alice)
@@ -115,7 +115,7 @@ def test_without_a_face_provider_the_face_option_is_not_offered(alice_client, me
 
 
 # --- binding an authenticator needs the password and the current factor ------------------------------
-def test_a_stolen_session_cannot_bind_an_authenticator(alice_client, merchant_alice):  # type: ignore[no-untyped-def]
+def test_a_stolen_session_cannot_bind_an_authenticator(alice_client, merchant_alice):
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
     page = alice_client.get("/security/totp/").content.decode()
@@ -132,7 +132,7 @@ def test_a_stolen_session_cannot_bind_an_authenticator(alice_client, merchant_al
     assert not TOTPDevice.objects.filter(confirmed=True).exists()
 
 
-def test_binding_with_password_and_sms_code_then_replacing_needs_the_current_authenticator(  # type: ignore[no-untyped-def]
+def test_binding_with_password_and_sms_code_then_replacing_needs_the_current_authenticator(
     alice_client, merchant_alice
 ):
     from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -164,7 +164,7 @@ def test_binding_with_password_and_sms_code_then_replacing_needs_the_current_aut
     assert list(TOTPDevice.objects.filter(confirmed=True).values_list("pk", flat=True)) == [second.pk]
 
 
-def test_a_key_seen_earlier_is_never_the_one_confirmed(merchant_alice):  # type: ignore[no-untyped-def]
+def test_a_key_seen_earlier_is_never_the_one_confirmed(merchant_alice):
     user = merchant_alice.users.get()
     seen_by_attacker = totp_enrol_start(user=user)
     shown_to_owner = totp_enrol_start(user=user)
@@ -175,7 +175,7 @@ def test_a_key_seen_earlier_is_never_the_one_confirmed(merchant_alice):  # type:
 
 
 # --- resend limits and failures across resends ----------------------------------------------------------
-def test_a_second_resend_within_60_seconds_is_refused(merchant_alice, monkeypatch):  # type: ignore[no-untyped-def]
+def test_a_second_resend_within_60_seconds_is_refused(merchant_alice, monkeypatch):
     _step_up(monkeypatch)
     with time_machine.travel(timezone.now(), tick=False) as clock:
         w = _submit(merchant_alice)
@@ -189,7 +189,7 @@ def test_a_second_resend_within_60_seconds_is_refused(merchant_alice, monkeypatc
         assert StepUpChallenge.objects.filter(subject=f"withdrawal:{w.pk}").count() == 2
 
 
-def test_daily_caps_per_withdrawal_and_per_phone(merchant_alice, monkeypatch, settings):  # type: ignore[no-untyped-def]
+def test_daily_caps_per_withdrawal_and_per_phone(merchant_alice, monkeypatch, settings):
     settings.STEPUP_SMS_DAILY_PER_SUBJECT = 3
     settings.STEPUP_SMS_DAILY_PER_PHONE = 4
     _step_up(monkeypatch)
@@ -211,7 +211,7 @@ def test_daily_caps_per_withdrawal_and_per_phone(merchant_alice, monkeypatch, se
         withdrawal_resend_code(withdrawal_id=w2.pk, merchant_id=merchant_alice.pk)  # a new day
 
 
-def test_six_wrong_codes_send_the_withdrawal_to_review_across_resends(merchant_alice, monkeypatch):  # type: ignore[no-untyped-def]
+def test_six_wrong_codes_send_the_withdrawal_to_review_across_resends(merchant_alice, monkeypatch):
     _step_up(monkeypatch)
     with time_machine.travel(timezone.now(), tick=False) as clock:
         w = _submit(merchant_alice)
@@ -243,7 +243,7 @@ def test_six_wrong_codes_send_the_withdrawal_to_review_across_resends(merchant_a
     assert again.value.code == "invalid_state"
 
 
-def test_an_exhausted_subject_gets_no_more_codes(merchant_alice):  # type: ignore[no-untyped-def]
+def test_an_exhausted_subject_gets_no_more_codes(merchant_alice):
     subject = "totp_enrol:1:20260101"
     with time_machine.travel(timezone.now(), tick=False) as clock:
         stepup_issue(subject=subject, merchant_id=merchant_alice.pk, phone="13800138000")
@@ -260,7 +260,7 @@ def test_an_exhausted_subject_gets_no_more_codes(merchant_alice):  # type: ignor
 
 
 # --- the SMS provider: Alibaba Cloud SendSms, signature version 1.0 -----------------------------------------
-def test_signature_matches_the_documented_examples():  # type: ignore[no-untyped-def]
+def test_signature_matches_the_documented_examples():
     send_sms = {  # Alibaba Cloud SMS documentation's SendSms example (GET)
         "AccessKeyId": "testId",
         "Action": "SendSms",
@@ -292,7 +292,7 @@ def test_signature_matches_the_documented_examples():  # type: ignore[no-untyped
 
 
 @pytest.fixture
-def sandbox_sms():  # type: ignore[no-untyped-def]
+def sandbox_sms():
     book = SandboxSms(access_key_id="ak-test", access_key_secret="sk-test", templates={"SMS_T1": SMS_TEMPLATE_TEXT})
     server = serve(host="127.0.0.1", port=0, book=book)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -313,7 +313,7 @@ def _provider(url: str, **overrides: str) -> AliyunSmsProvider:
     return AliyunSmsProvider(**{**config, **overrides})  # type: ignore[arg-type]
 
 
-def test_aliyun_provider_delivers_through_the_sandbox_receiver(sandbox_sms, merchant_alice, settings):  # type: ignore[no-untyped-def]
+def test_aliyun_provider_delivers_through_the_sandbox_receiver(sandbox_sms, merchant_alice, settings):
     book, url = sandbox_sms
     receipt = _provider(url).send(phone="13800138000", params={"code": "246810"}, out_id="m1-c1")
     assert receipt.provider == "aliyun" and receipt.message_id.endswith("^0")
@@ -347,7 +347,7 @@ def test_aliyun_provider_delivers_through_the_sandbox_receiver(sandbox_sms, merc
     assert shown is not None and code in shown.text
 
 
-def test_base32_of_the_demo_seed_is_what_the_admin_prints():  # type: ignore[no-untyped-def]
+def test_base32_of_the_demo_seed_is_what_the_admin_prints():
     from operations.demo import demo_totp_key, demo_totp_seed_base32
 
     assert base64.b32decode(demo_totp_seed_base32("reviewer")) == bytes.fromhex(demo_totp_key("reviewer"))

@@ -646,7 +646,7 @@ def payout_bank_return(*, withdrawal_id: int, source: str = "statement") -> str:
 
 
 # --- unknown outcomes past their deadline -----------------------------------------------------------------
-def payout_escalate_unknown(*, now=None) -> int:
+def payout_escalate_unknown(*, now: datetime | None = None) -> int:
     """Alert operations (once per withdrawal) about payouts whose outcome is still unknown after
     ``WITHDRAWAL_UNKNOWN_ESCALATE_SECONDS``. They stay where they are and keep being queried: only the
     channel's answer (or its statement) settles them."""
@@ -691,7 +691,7 @@ def payout_escalate_unknown(*, now=None) -> int:
 
 
 # --- sweeper ----------------------------------------------------------------------------------------------
-def sweep(*, now=None) -> dict[str, int]:
+def sweep(*, now: datetime | None = None) -> dict[str, int]:
     """Re-enqueue anything that should have moved (a lost broker message loses nothing) and flag stuck ones."""
     now = now or timezone.now()
     stale = now - timedelta(seconds=settings.WITHDRAWAL_REENQUEUE_AFTER_SECONDS)

@@ -35,7 +35,7 @@ pytestmark = [
 
 
 @pytest.fixture
-def page(live_server, transactional_db):  # type: ignore[no-untyped-def]
+def page(live_server, transactional_db):
     from django.db import connections
     from playwright.sync_api import sync_playwright
 
@@ -58,7 +58,7 @@ def page(live_server, transactional_db):  # type: ignore[no-untyped-def]
         assert not errors, f"JavaScript errors on the pages: {errors}"
 
 
-def _login(page, base: str) -> None:  # type: ignore[no-untyped-def]
+def _login(page, base: str) -> None:
     page.goto(f"{base}/login/")
     page.fill("#id_username", "alice")
     page.fill("#id_password", "pass-1234")
@@ -66,7 +66,7 @@ def _login(page, base: str) -> None:  # type: ignore[no-untyped-def]
     page.wait_for_url(f"{base}/")
 
 
-def _withdraw(page, base: str, amount: str, account_text: str | None = None):  # type: ignore[no-untyped-def]
+def _withdraw(page, base: str, amount: str, account_text: str | None = None):
     """Step 1 and step 2; returns (fee text, net text) as the confirm page showed them."""
     page.goto(f"{base}/withdraw/")
     page.fill("#id_amount", amount)
@@ -78,12 +78,12 @@ def _withdraw(page, base: str, amount: str, account_text: str | None = None):  #
     return fee, net
 
 
-def _balance(page, base: str, kind: str) -> str:  # type: ignore[no-untyped-def]
+def _balance(page, base: str, kind: str) -> str:
     page.goto(f"{base}/")
     return page.inner_text(f"[data-balance={kind}]")
 
 
-def test_merchant_withdraws_and_sees_failure_explained(page, live_server, merchant_alice):  # type: ignore[no-untyped-def]
+def test_merchant_withdraws_and_sees_failure_explained(page, live_server, merchant_alice):
     from channels.sandbox_rules import make_card_number
     from config.money import fen_to_yuan
     from wallets.selectors import wallet_balances
@@ -145,7 +145,7 @@ def test_merchant_withdraws_and_sees_failure_explained(page, live_server, mercha
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), "sideways scrolling"
 
 
-def test_detail_page_follows_the_withdrawal_live(page, live_server, merchant_alice, monkeypatch, settings):  # type: ignore[no-untyped-def]
+def test_detail_page_follows_the_withdrawal_live(page, live_server, merchant_alice, monkeypatch, settings):
     """Step-up with the demo SMS box, then a change made elsewhere shows up without touching the page."""
     settings.DEMO_MODE = True  # the box exists only in demo mode
     from risk.contract import RiskDecision
