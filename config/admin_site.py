@@ -19,10 +19,11 @@ from urllib.parse import urlencode
 from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
 from django.contrib.auth import logout
+from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.signals import user_login_failed
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
-from django.urls import path, reverse
+from django.urls import URLPattern, URLResolver, path, reverse
 from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
@@ -76,7 +77,7 @@ class StaffAdminSite(OTPAdminSite):
             f"{reverse(name, current_app=self.name)}?{urlencode({'next': self._next(request)})}"
         )
 
-    def get_urls(self):  # type: ignore[no-untyped-def]
+    def get_urls(self) -> list[URLPattern | URLResolver]:
         custom = [
             path("otp/", self.otp_verify_view, name="otp_verify"),
             path("otp/enrol/", self.otp_enrol_view, name="otp_enrol"),
@@ -100,7 +101,7 @@ class StaffAdminSite(OTPAdminSite):
     def _locked(self, request: HttpRequest) -> bool:
         return not AxesProxyHandler.is_allowed(request, {"username": request.user.get_username()})
 
-    def _admit(self, request: HttpRequest, device) -> HttpResponse:  # type: ignore[no-untyped-def]
+    def _admit(self, request: HttpRequest, device: TOTPDevice) -> HttpResponse:
         request.session.cycle_key()  # the session's privilege changes: a new id
         otp_login(request, device)
         request.session.pop(PENDING_DEVICE_KEY, None)
@@ -142,9 +143,10 @@ class StaffAdminSite(OTPAdminSite):
     @method_decorator(csrf_protect)
     def otp_enrol_view(self, request: HttpRequest) -> HttpResponse:
         """First login of a staff member without an authenticator: bind one, then in."""
-        if not self._password_only(request):
+        user = request.user
+        if not self._password_only(request) or isinstance(user, AnonymousUser):
             return HttpResponseRedirect(reverse("admin:login", current_app=self.name))
-        if totp_device_of(request.user) is not None:
+        if totp_device_of(user) is not None:
             return self._to_second_factor(request)
         if self._locked(request):
             logout(request)
@@ -158,9 +160,7 @@ class StaffAdminSite(OTPAdminSite):
                 error = "二维码已失效，请用新的二维码重新绑定"
             else:
                 try:
-                    device = totp_enrol_confirm(
-                        user=request.user, code=request.POST.get("otp_token", ""), device_id=device.pk
-                    )
+                    device = totp_enrol_confirm(user=user, code=request.POST.get("otp_token", ""), device_id=device.pk)
                 except DomainError:
                     error = "动态口令不正确，请确认 App 已扫描下方二维码，并输入当前显示的 6 位数字"
                     self._failed(request)
@@ -170,7 +170,7 @@ class StaffAdminSite(OTPAdminSite):
                     log.warning("staff user %s enrolled a TOTP device (id %s)", request.user.get_username(), device.pk)
                     return self._admit(request, device)
         if device is None:
-            device = totp_enrol_start(user=request.user)
+            device = totp_enrol_start(user=user)
             device.name = f"{request.user.get_username()} 管理后台"
             device.save(update_fields=["name"])
             request.session[PENDING_DEVICE_KEY] = device.pk

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from django.db import migrations
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations.state import StateApps
 
 
 def append_only(table: str) -> migrations.RunPython:
-    def forwards(apps, schema_editor):  # type: ignore[no-untyped-def]
+    def forwards(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
         vendor = schema_editor.connection.vendor
         if vendor == "postgresql":
             schema_editor.execute(
@@ -30,7 +32,7 @@ def append_only(table: str) -> migrations.RunPython:
                     f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {op} refused'); END;"
                 )
 
-    def backwards(apps, schema_editor):  # type: ignore[no-untyped-def]
+    def backwards(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
         vendor = schema_editor.connection.vendor
         if vendor == "postgresql":
             schema_editor.execute(f"DROP TRIGGER IF EXISTS {table}_no_update_delete ON {table};")

@@ -11,6 +11,7 @@ from typing import Any
 
 import qrcode
 import qrcode.image.svg
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -27,7 +28,7 @@ def totp_device_of(user: Any) -> TOTPDevice | None:
     return TOTPDevice.objects.filter(user=user, confirmed=True).order_by("pk").first()
 
 
-def totp_enrol_start(*, user):  # type: ignore[no-untyped-def]
+def totp_enrol_start(*, user: AbstractBaseUser) -> TOTPDevice:
     """A fresh unconfirmed authenticator for the user, whose key the enrolment page shows once as a QR code.
     Earlier unconfirmed ones are deleted: a key somebody saw before is never the one that gets confirmed."""
     with transaction.atomic():
@@ -35,7 +36,7 @@ def totp_enrol_start(*, user):  # type: ignore[no-untyped-def]
         return TOTPDevice.objects.create(user=user, name="提现动态口令", confirmed=False)
 
 
-def totp_enrol_confirm(*, user, code: str, device_id: int | None = None):  # type: ignore[no-untyped-def]
+def totp_enrol_confirm(*, user: AbstractBaseUser, code: str, device_id: int | None = None) -> TOTPDevice:
     """Confirm enrolment with a first token from the app (of ``device_id``, else the user's newest pending
     device); the user's earlier confirmed devices are replaced. The web page asks for the password and the current
     factor before it shows a key (``security_totp``)."""
@@ -52,7 +53,7 @@ def totp_enrol_confirm(*, user, code: str, device_id: int | None = None):  # typ
     return device
 
 
-def totp_current_factor_verify(*, user, code: str) -> None:  # type: ignore[no-untyped-def]
+def totp_current_factor_verify(*, user: AbstractBaseUser, code: str) -> None:
     """The user's current authenticator answers ``code`` (replacing a device needs the one it replaces).
     django-otp throttles a device after wrong tokens; raises reauthentication_failed."""
     device = totp_device_confirmed(user_ids=[user.pk])
@@ -67,6 +68,6 @@ def totp_current_factor_verify(*, user, code: str) -> None:  # type: ignore[no-u
         raise DomainError("reauthentication_failed")
 
 
-def totp_qr_svg(device) -> str:  # type: ignore[no-untyped-def]
+def totp_qr_svg(device: TOTPDevice) -> str:
     image = qrcode.make(device.config_url, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
     return image.to_string(encoding="unicode")
