@@ -7,14 +7,20 @@ Fixed demo keys (prefix ``demo…``) work only in demo mode."""
 from __future__ import annotations
 
 import hmac
+from typing import TYPE_CHECKING, NoReturn
 
 from axes.handlers.proxy import AxesProxyHandler
 from django.conf import settings
 from django.contrib.auth.signals import user_login_failed
+from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework import authentication, exceptions, permissions, throttling
 
 from .models import ApiKey, Merchant
+
+if TYPE_CHECKING:  # DRF loads this class while rest_framework.views is still importing
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
 
 DEMO_KEY_PREFIX = "demo"
 
@@ -38,7 +44,7 @@ class ApiClient:
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
-    def authenticate(self, request):  # type: ignore[no-untyped-def]
+    def authenticate(self, request: Request) -> tuple[ApiClient, ApiKey] | None:
         header = authentication.get_authorization_header(request).decode("latin-1")
         if not header:
             return None
@@ -64,18 +70,18 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
         return ApiClient(key.merchant, key), key
 
-    def _failed(self, django_request, credentials: dict, reason: str) -> None:  # type: ignore[no-untyped-def]
+    def _failed(self, django_request: HttpRequest, credentials: dict, reason: str) -> NoReturn:
         user_login_failed.send(sender=type(self), credentials=credentials, request=django_request)
         if getattr(django_request, "axes_locked_out", False):
             raise ApiLockedOut()
         raise exceptions.AuthenticationFailed(reason)
 
-    def authenticate_header(self, request) -> str:  # type: ignore[no-untyped-def]
+    def authenticate_header(self, request: Request) -> str:
         return self.keyword
 
 
 class IsMerchantApiClient(permissions.BasePermission):
-    def has_permission(self, request, view) -> bool:  # type: ignore[no-untyped-def]
+    def has_permission(self, request: Request, view: APIView) -> bool:
         return isinstance(request.user, ApiClient)
 
 
@@ -88,14 +94,14 @@ class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
     def get_rate(self) -> str | None:
         return settings.API_RATE_LIMIT or None
 
-    def allow_request(self, request, view) -> bool:  # type: ignore[no-untyped-def]
+    def allow_request(self, request: Request, view: APIView) -> bool:
         self.rate = self.get_rate()
         if self.rate is None:
             return True
         self.num_requests, self.duration = self.parse_rate(self.rate)
         return super().allow_request(request, view)
 
-    def get_cache_key(self, request, view) -> str:  # type: ignore[no-untyped-def]
+    def get_cache_key(self, request: Request, view: APIView) -> str:
         user = request.user
         ident = f"key:{user.key.prefix}" if isinstance(user, ApiClient) else f"ip:{self.get_ident(request)}"
         return self.cache_format % {"scope": self.scope, "ident": ident}

@@ -1,3 +1,6 @@
+from collections.abc import Sequence
+from typing import Any
+
 from django.apps import AppConfig
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
@@ -9,7 +12,7 @@ from config.pii import install_log_masking
 from .roles import roles_sync
 
 
-def _sync_roles(sender, **kwargs):  # type: ignore[no-untyped-def]
+def _sync_roles(sender: AppConfig, **kwargs: Any) -> None:
     # After every migrate, once Django has created the permissions of all apps, give each role group its
     # permissions (new apps' permissions included). Idempotent.
     if sender.name != "accounts":
@@ -17,7 +20,7 @@ def _sync_roles(sender, **kwargs):  # type: ignore[no-untyped-def]
     roles_sync()
 
 
-def check_field_keys(app_configs, **kwargs):  # type: ignore[no-untyped-def]
+def check_field_keys(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Refuse to run (check, migrate, runserver) without the personal-data keys outside development."""
     try:
         keyring()

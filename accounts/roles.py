@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.apps import apps as global_apps
+from django.apps.registry import Apps
 from django.contrib.auth.management import create_permissions
 
 # Least privilege, pinned by tests/test_roles.py (role × admin page × action). Personal numbers are masked for
@@ -79,11 +80,13 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
 }
 
 
-def roles_sync(apps=None) -> None:  # type: ignore[no-untyped-def]
+def roles_sync(apps: Apps | None = None) -> None:
     if apps is None:
         apps = global_apps
     for app_config in apps.get_app_configs():
-        app_config.models_module = True
+        # create_permissions() skips an app whose models_module is None, as every app of a migration's state
+        # registry is; any truthy marker will do (the stubs allow only a module).
+        app_config.models_module = True  # type: ignore[assignment]
         create_permissions(app_config, verbosity=0, apps=apps)
         app_config.models_module = None
     Group = apps.get_model("auth", "Group")
