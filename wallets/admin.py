@@ -2,6 +2,8 @@
 balances column here."""
 
 from django.contrib import admin
+from django.db.models import Model
+from django.http import HttpRequest
 
 from accounts.admin import MerchantAdmin as AccountsMerchantAdmin
 from accounts.models import Merchant
@@ -12,13 +14,13 @@ from .selectors import wallet_balances
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -36,7 +38,7 @@ class EntryInline(admin.TabularInline):
     fields = ("account", "amount", "currency", "created_at")
     readonly_fields = fields
 
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
