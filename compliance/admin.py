@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
 from config.errors import DomainError
@@ -23,17 +24,17 @@ class TransactionReportAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False  # filed or dismissed through report_decide (the action), never edited
 
     def has_file_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("compliance.file_report")
 
     @admin.action(description="报送所选报告 (file)", permissions=["file"])
-    def file_reports(self, request, queryset):  # type: ignore[no-untyped-def]
+    def file_reports(self, request: HttpRequest, queryset: QuerySet[TransactionReport]) -> None:
         done = 0
         for report in queryset:
             try:
@@ -63,8 +64,8 @@ class CustodyReconciliationAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False  # written by compliance_daily
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False  # the day's statement of segregated funds is a record to keep
