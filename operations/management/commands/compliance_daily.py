@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.core.management.base import BaseCommand
 
 from operations.compliance_jobs import compliance_daily
@@ -6,5 +8,5 @@ from operations.compliance_jobs import compliance_daily
 class Command(BaseCommand):
     help = "Draft large-value / suspicious reports for recent withdrawals and reconcile custody for today."
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **options: Any) -> None:
         self.stdout.write(str(compliance_daily()))

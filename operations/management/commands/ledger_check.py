@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.core.management.base import BaseCommand, CommandError
 
 from wallets.selectors import ledger_problems
@@ -7,7 +9,7 @@ from withdrawals.selectors import withdrawal_ledger_problems
 class Command(BaseCommand):
     help = "Verify every ledger invariant; exits non-zero naming each broken one."
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **options: Any) -> None:
         # The ledger's own invariants, then the withdrawals' (held = what withdrawals still hold).
         problems = [*ledger_problems(), *withdrawal_ledger_problems()]
         if problems:

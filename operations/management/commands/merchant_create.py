@@ -1,6 +1,7 @@
 import json
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.services import api_key_create, kyc_verify, merchant_register, payout_account_add
 from channels.sandbox_rules import make_card_number
@@ -13,7 +14,7 @@ DEMO_ID_NUMBERS = ["11010519491231002X", "110101199003074477", "3101011980010100
 class Command(BaseCommand):
     help = "Create a KYC-verified merchant with a sandbox card that pays, credit it, print its API key."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--name", required=True)
         parser.add_argument("--credit", type=int, default=0, help="fen credited as a sale settlement")
         parser.add_argument("--real-name", default="张三")
@@ -24,7 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--password", default=None)
         parser.add_argument("--json", action="store_true", help="print one JSON object")
 
-    def handle(self, *args, **o):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **o: Any) -> None:
         if o["credit"] < 0:
             raise CommandError("--credit must be >= 0")
         try:

@@ -1,8 +1,9 @@
 import statistics
 from pathlib import Path
+from typing import Any
 
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Merchant
 from operations.replay import read_events, replay
@@ -11,7 +12,7 @@ from operations.replay import read_events, replay
 class Command(BaseCommand):
     help = "Replay an events.jsonl (shared risk format) through the live services; write one decision per withdrawal."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("events", type=Path)
         parser.add_argument("--out", type=Path, required=True)
         parser.add_argument(
@@ -20,7 +21,7 @@ class Command(BaseCommand):
             help="run the learning loop once per event day (its shared-IP/device entries then add score)",
         )
 
-    def handle(self, *args, **o):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **o: Any) -> None:
         if not o["events"].is_file():
             raise CommandError(f"{o['events']}: no such file")
         call_command("migrate", interactive=False, verbosity=0)

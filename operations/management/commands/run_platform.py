@@ -13,10 +13,11 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from operations.demo import STAFF
 
@@ -24,12 +25,12 @@ from operations.demo import STAFF
 class Command(BaseCommand):
     help = "Run the whole platform for a demo: web, worker + beat, sandbox gateway."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default=os.environ.get("RUN_HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=int(os.environ.get("RUN_PORT", "8000")))
         parser.add_argument("--no-seed", action="store_true")
 
-    def handle(self, *args, **o):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **o: Any) -> None:
         if not settings.DEMO_MODE:
             raise CommandError("run_platform is the demo: run it with DEMO_MODE=1 DJANGO_DEBUG=1 (`make run` does)")
         call_command("migrate", interactive=False, verbosity=0)

@@ -1,5 +1,7 @@
 """``manage.py seed_demo``: demo merchants, staff and channels (operations.demo). Idempotent; demo mode only."""
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
@@ -24,7 +26,7 @@ from withdrawals.fees import policy_current
 class Command(BaseCommand):
     help = "Seed demo merchants, staff and channels (safe to run again)."
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEMO_MODE:
             raise CommandError(
                 "seed_demo creates users with a known password, fixed API keys and fixed staff TOTP seeds: it runs "
@@ -88,12 +90,13 @@ class Command(BaseCommand):
                 key = api_key_create(merchant=merchant, label="demo", raw=demo_api_key(username))
                 lines.append(f"  {username:<10} {shop}: API key {key}")
             else:
-                merchant = user.merchant
+                existing = user.merchant
+                assert existing is not None, f"demo user {username} has no merchant"
                 key = demo_api_key(username)
                 if ApiKey.objects.filter(prefix=key.split("_")[1], revoked_at__isnull=True).exists():
-                    lines.append(f"  {username:<10} {merchant.name}: API key {key}")
+                    lines.append(f"  {username:<10} {existing.name}: API key {key}")
                 else:
-                    lines.append(f"  {username:<10} {merchant.name}: demo API key revoked; create one in the admin")
+                    lines.append(f"  {username:<10} {existing.name}: demo API key revoked; create one in the admin")
         channel_lines = seed_gateway_channels()
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(f"Channels (sandbox gateway {settings.SANDBOX_GATEWAY_URL}; in-process sandbox as fallback):")
