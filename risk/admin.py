@@ -1,4 +1,7 @@
 from django.contrib import admin
+from django.contrib.admin import ModelAdmin
+from django.db.models import QuerySet
+from django.forms import ModelForm
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -40,7 +43,9 @@ class SmsMessageAdmin(admin.ModelAdmin):
     def phone_masked(self, obj: SmsMessage) -> str:
         return obj.phone_masked
 
-    def get_search_results(self, request, queryset, search_term):  # type: ignore[no-untyped-def]
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[SmsMessage], search_term: str
+    ) -> tuple[QuerySet[SmsMessage], bool]:
         term = "".join(search_term.split())
         if term.isdigit() and len(term) == 11:  # a phone number: never compared in the clear
             return queryset.filter(phone_hash=pii_hash("phone", term)), False
@@ -59,10 +64,10 @@ class ActiveFilter(admin.SimpleListFilter):
     title = "active"
     parameter_name = "active"
 
-    def lookups(self, request, model_admin):  # type: ignore[no-untyped-def]
+    def lookups(self, request: HttpRequest, model_admin: ModelAdmin) -> list[tuple[str, str]]:
         return [("yes", "active"), ("no", "expired")]
 
-    def queryset(self, request, queryset):  # type: ignore[no-untyped-def]
+    def queryset(self, request: HttpRequest, queryset: QuerySet[RiskListEntry]) -> QuerySet[RiskListEntry]:
         now = timezone.now()
         if self.value() == "yes":
             return queryset.exclude(expires_at__lte=now)
@@ -82,7 +87,9 @@ class RiskListEntryAdmin(SafeHistoryAdmin):
     search_fields = ("value", "reason")
     readonly_fields = ("created_by", "created_at")
 
-    def get_search_results(self, request, queryset, search_term):  # type: ignore[no-untyped-def]
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[RiskListEntry], search_term: str
+    ) -> tuple[QuerySet[RiskListEntry], bool]:
         results, distinct = super().get_search_results(request, queryset, search_term)
         term = "".join(search_term.split())
         if term:
@@ -94,7 +101,7 @@ class RiskListEntryAdmin(SafeHistoryAdmin):
     def is_active(self, obj: RiskListEntry) -> bool:
         return obj.expires_at is None or obj.expires_at > timezone.now()
 
-    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+    def save_model(self, request: HttpRequest, obj: RiskListEntry, form: ModelForm, change: bool) -> None:
         if not change and obj.created_by_id is None and request.user.is_authenticated:
             obj.created_by = request.user
         if obj.kind in LIST_KIND_PURPOSE:  # never the number itself
@@ -112,7 +119,7 @@ class RuleSetVersionAdmin(SafeHistoryAdmin):
     def rule_count(self, obj: RuleSetVersion) -> int:
         return len((obj.rules or {}).get("rules", []))
 
-    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+    def save_model(self, request: HttpRequest, obj: RuleSetVersion, form: ModelForm, change: bool) -> None:
         ruleset_from_dict(obj.rules)  # a malformed rule set never reaches the engine
         super().save_model(request, obj, form, change)
         risk_engine_reset()
@@ -144,7 +151,7 @@ class RiskDecisionLogAdmin(admin.ModelAdmin):
     list_filter = ("outcome", "ruleset_version", "shadow_outcome")
     search_fields = ("withdrawal_ref", "merchant_ref", "ip", "device")
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: RiskDecisionLog | None = None) -> bool:
         return False
 
     def has_add_permission(self, request: HttpRequest) -> bool:

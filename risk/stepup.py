@@ -109,7 +109,7 @@ def _deliver(*, phone: str, code: str, merchant_id: int | None, out_id: str) -> 
     log.info("SMS code sent to %s via %s (%s)", mask_phone(phone), provider.name, receipt.message_id)
 
 
-def stepup_issue(*, subject: str, merchant_id: int, phone: str, now=None) -> StepUpChallenge:  # type: ignore[no-untyped-def]
+def stepup_issue(*, subject: str, merchant_id: int, phone: str, now: datetime | None = None) -> StepUpChallenge:
     """Issue a fresh SMS code for ``subject``; earlier open codes for it stop working. Refused within the
     cooldown (``stepup_resend_too_soon`` with ``retry_after``), beyond a daily cap (``stepup_send_limit``) and once
     the subject is exhausted (``verification_exhausted``)."""
@@ -134,7 +134,7 @@ def stepup_issue(*, subject: str, merchant_id: int, phone: str, now=None) -> Ste
     return challenge
 
 
-def stepup_sms_retry_after(*, subject: str, now=None) -> int:  # type: ignore[no-untyped-def]
+def stepup_sms_retry_after(*, subject: str, now: datetime | None = None) -> int:
     """Seconds until a new SMS code may be sent for ``subject`` (0: now)."""
     now = now or timezone.now()
     last = (
@@ -149,7 +149,7 @@ def stepup_sms_retry_after(*, subject: str, now=None) -> int:  # type: ignore[no
     return max(0, int(left.total_seconds()) + (1 if left.total_seconds() > 0 else 0))
 
 
-def _open_challenge(subject: str, now) -> StepUpChallenge:  # type: ignore[no-untyped-def]
+def _open_challenge(subject: str, now: datetime) -> StepUpChallenge:
     challenge = StepUpChallenge.objects.select_for_update().filter(subject=subject).order_by("-created_at").first()
     if challenge is None or challenge.used_at is not None or challenge.expires_at <= now:
         raise DomainError("verification_failed")
@@ -169,7 +169,7 @@ def _after_failure(subject: str) -> DomainError | None:
     return DomainError("verification_exhausted")
 
 
-def stepup_verify(*, subject: str, code: str, now=None) -> StepUpChallenge:  # type: ignore[no-untyped-def]
+def stepup_verify(*, subject: str, code: str, now: datetime | None = None) -> StepUpChallenge:
     """Consume the open challenge of ``subject`` if ``code`` matches (SMS code or TOTP token). Raises
     verification_failed (with ``attempts_left``), verification_locked, or verification_exhausted once the wrong
     answers over all the subject's challenges reach ``STEPUP_MAX_FAILURES``. A used code never verifies again. A
@@ -201,7 +201,9 @@ def stepup_verify(*, subject: str, code: str, now=None) -> StepUpChallenge:  # t
 
 
 # --- TOTP (django-otp) ------------------------------------------------------------------------------------
-def stepup_issue_totp(*, subject: str, merchant_id: int, device_id: int, now=None) -> StepUpChallenge:  # type: ignore[no-untyped-def]
+def stepup_issue_totp(
+    *, subject: str, merchant_id: int, device_id: int, now: datetime | None = None
+) -> StepUpChallenge:
     """Ask for a TOTP code from the enrolled device for ``subject``; earlier open challenges stop working."""
     now = now or timezone.now()
     with transaction.atomic():
@@ -271,7 +273,7 @@ def face_sandbox_controls_enabled() -> bool:
     return bool(settings.DEMO_MODE) and face_check_available()
 
 
-def stepup_face_start(*, subject: str, merchant_id: int, now=None) -> StepUpChallenge:  # type: ignore[no-untyped-def]
+def stepup_face_start(*, subject: str, merchant_id: int, now: datetime | None = None) -> StepUpChallenge:
     """Start a face check for ``subject`` (replacing any open challenge, e.g. an SMS code)."""
     now = now or timezone.now()
     if not face_check_available():
@@ -293,7 +295,7 @@ def stepup_face_start(*, subject: str, merchant_id: int, now=None) -> StepUpChal
         )
 
 
-def stepup_face_complete(*, subject: str, now=None) -> StepUpChallenge:  # type: ignore[no-untyped-def]
+def stepup_face_complete(*, subject: str, now: datetime | None = None) -> StepUpChallenge:
     """Ask the provider how the open face check ended: passed consumes it (once); failed counts as one wrong
     answer of the subject and closes the session (a new one is needed); pending raises verification_failed
     with ``pending``."""
@@ -319,7 +321,7 @@ def stepup_face_complete(*, subject: str, now=None) -> StepUpChallenge:  # type:
     return challenge
 
 
-def totp_enrol_subject(*, user_id: int, now=None) -> str:  # type: ignore[no-untyped-def]
+def totp_enrol_subject(*, user_id: int, now: datetime | None = None) -> str:
     """The step-up subject of "prove it is you before binding an authenticator" (SMS to the KYC phone). One
     per user and day: wrong answers and resends are limited like a withdrawal's, and start afresh tomorrow."""
     return f"totp_enrol:{user_id}:{timezone.localdate(now or timezone.now()):%Y%m%d}"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from risk.engine import DEFAULT_RULESET, ruleset_from_dict
 from risk.models import RuleSetVersion
@@ -15,7 +16,7 @@ from risk.rulesets import ruleset_activate, ruleset_import, ruleset_shadow
 class Command(BaseCommand):
     help = "Manage risk rule set versions: list | export | import FILE | activate VERSION | shadow VERSION|--clear"
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
         sub.add_parser("list")
         e = sub.add_parser("export")
@@ -30,7 +31,7 @@ class Command(BaseCommand):
         s.add_argument("version", nargs="?", default="")
         s.add_argument("--clear", action="store_true")
 
-    def handle(self, *args, **o):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **o: Any) -> None:
         action = o["action"]
         try:
             if action == "list":

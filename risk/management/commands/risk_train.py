@@ -1,7 +1,8 @@
 import json
 from pathlib import Path
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from risk.training import (
@@ -19,13 +20,13 @@ class Command(BaseCommand):
         "a held-out split, store a candidate ModelVersion, and activate it with --activate if it passes the gate."
     )
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--from-events", type=Path)
         parser.add_argument("--labels", type=Path)
         parser.add_argument("--model-version", default="", help="name of the new version (default lr-<timestamp>)")
         parser.add_argument("--activate", action="store_true")
 
-    def handle(self, *args, **o):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **o: Any) -> None:
         if bool(o["from_events"]) != bool(o["labels"]):
             raise CommandError("--from-events and --labels go together")
         if o["from_events"]:
