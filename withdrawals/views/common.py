@@ -1,0 +1,115 @@
+"""What every merchant page shares: who is asking (merchant, user, client IP, device), the merchant-only
+decorator, and the bits of page state several areas show."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+
+from accounts.models import KycRecord, Merchant, PayoutAccount, User
+from accounts.services import payout_account_check_receivable
+from config.errors import DomainError
+from risk.sms import InboxMessage, mask_phone, sms_demo_inbox_latest
+from withdrawals.models import Withdrawal
+
+ViewT = TypeVar("ViewT", bound=Callable[..., HttpResponse])
+_DEVICE_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+# --- request plumbing -------------------------------------------------------------------------------------
+def client_ip(request: HttpRequest) -> str:
+    # REMOTE_ADDR only: X-Forwarded-For is client-controlled unless a trusted proxy rewrites it, and this IP
+    # feeds risk decisions. Behind a proxy, the proxy (or a middleware) must set REMOTE_ADDR.
+    return request.META.get("REMOTE_ADDR", "") or ""
+
+
+def device_id(request: HttpRequest) -> str:
+    """The browser's fingerprint from the page script (form field, else the ``dfp`` cookie); without script,
+    a hash of the headers a browser always sends, marked so risk knows it is the weaker kind."""
+    for candidate in (request.POST.get("device", ""), request.COOKIES.get("dfp", "")):
+        if _DEVICE_RE.match(candidate):
+            return candidate
+    raw = f"{request.META.get('HTTP_USER_AGENT', '')}|{request.META.get('HTTP_ACCEPT_LANGUAGE', '')}"
+    return "ua-" + hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def merchant_required(view: ViewT) -> ViewT:
+    """Logged in as a merchant user. Staff without a merchant belong in the admin."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        user = request.user
+        if not user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if user.merchant_id is None:
+            if user.is_staff:
+                return redirect("/admin/")
+            return render(request, "merchant/no_merchant.html", status=403)
+        return view(request, *args, **kwargs)
+
+    return cast(ViewT, wrapper)
+
+
+def request_merchant(request: HttpRequest) -> Merchant:
+    merchant = request_user(request).merchant
+    assert merchant is not None  # merchant_required let the request in
+    return merchant
+
+
+def request_user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+def own_withdrawal(request: HttpRequest, pk: int) -> Withdrawal:
+    return get_object_or_404(
+        Withdrawal.objects.select_related("payout_account"), pk=pk, merchant=request_merchant(request)
+    )
+
+
+@dataclass
+class AccountOption:
+    account: PayoutAccount
+    usable: bool
+    reason: str
+
+
+def account_options(merchant: Merchant) -> list[AccountOption]:
+    options = []
+    for account in merchant.payout_accounts.order_by("-is_default", "-created_at"):
+        try:
+            payout_account_check_receivable(account=account, merchant=merchant)
+        except DomainError as exc:
+            options.append(AccountOption(account, False, exc.message))
+        else:
+            options.append(AccountOption(account, True, ""))
+    return options
+
+
+def dev_sms(merchant: Merchant) -> dict[str, Any] | None:
+    """Demo mode only: what the merchant's phone last received (the sandbox SMS receiver's inbox), so the demo
+    runs in one browser. Outside demo mode there is nothing to show: codes exist only on the phone."""
+    if not settings.DEMO_MODE:
+        return None
+    kyc = KycRecord.objects.filter(merchant=merchant).first()
+    if kyc is None:
+        return None
+    # The merchant's own messages only (two merchants may share a phone number).
+    message: InboxMessage | None = sms_demo_inbox_latest(phone=kyc.phone, out_id_prefix=f"m{merchant.pk}-")
+    if message is None:
+        return None
+    return {"text": message.text, "at": message.at, "phone": mask_phone(kyc.phone)}
+
+
+def wait_message(exc: DomainError) -> str:
+    wait = exc.details.get("retry_after") if exc.code == "stepup_resend_too_soon" else None
+    return f"验证码已发送，请 {wait} 秒后再重新获取" if wait else exc.message
