@@ -9,13 +9,17 @@ calls withdrawal services and lives in withdrawals/admin.py.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Model, QuerySet
+from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
 from config.errors import DomainError
@@ -98,7 +102,7 @@ class ChannelAdmin(SafeHistoryAdmin):
         ("协议配置（双人复核变更）", {"fields": ("config_redacted", "pending_change")}),
     )
 
-    def get_readonly_fields(self, request: HttpRequest, obj=None):  # type: ignore[no-untyped-def]
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str] | tuple[str, ...]:
         if obj is None and request.user.is_superuser:
             return ("config_redacted", "pending_change")  # a new channel starts without config; propose one
         if request.user.is_superuser:
@@ -113,7 +117,7 @@ class ChannelAdmin(SafeHistoryAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return request.user.is_superuser
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False  # routing history, quotas and withdrawals refer to channels: disable one instead
 
     @admin.display(description="熔断")
@@ -173,7 +177,7 @@ class ChannelConfigChangeAdmin(admin.ModelAdmin):
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self.has_view_permission(request)
 
-    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         u = request.user
         return u.has_perm("payment_channels.propose_channel_config") or u.has_perm(
             "payment_channels.approve_channel_config"
@@ -182,19 +186,19 @@ class ChannelConfigChangeAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("payment_channels.propose_channel_config")
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False  # decided by the approve / reject buttons, never edited
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def get_readonly_fields(self, request: HttpRequest, obj=None):  # type: ignore[no-untyped-def]
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str] | tuple[str, ...]:
         return () if obj is None else self.readonly_fields
 
-    def get_fields(self, request: HttpRequest, obj=None):  # type: ignore[no-untyped-def]
+    def get_fields(self, request: HttpRequest, obj: Model | None = None) -> tuple[str, ...]:
         return ("channel", "proposed_config", "reason") if obj is None else self.readonly_fields
 
-    def save_model(self, request: HttpRequest, obj, form, change) -> None:  # type: ignore[no-untyped-def]
+    def save_model(self, request: HttpRequest, obj: ChannelConfigChange, form: ModelForm, change: bool) -> None:
         # The service creates the row (permission, validation, one pending change per channel).
         obj.pk = channel_config_change_propose(
             channel_id=form.cleaned_data["channel"].pk,
@@ -203,7 +207,9 @@ class ChannelConfigChangeAdmin(admin.ModelAdmin):
             by=request.user,
         ).pk
 
-    def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None):  # type: ignore[no-untyped-def]
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         try:
             return super().add_view(request, form_url, extra_context)
         except DomainError as exc:
@@ -219,7 +225,7 @@ class ChannelConfigChangeAdmin(admin.ModelAdmin):
             format_html_join("", "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>", rows),
         )
 
-    def get_urls(self):  # type: ignore[no-untyped-def]
+    def get_urls(self) -> list[URLPattern]:
         return [
             path(
                 "<int:pk>/approve/",
@@ -259,7 +265,9 @@ class ChannelConfigChangeAdmin(admin.ModelAdmin):
     def reject_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         return self._decide(request, pk, approve=False)
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):  # type: ignore[no-untyped-def]
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         change = self.get_object(request, object_id)
         extra = dict(extra_context or {})
         if change is not None:
@@ -283,16 +291,16 @@ class _ChannelOpsPermissions:
     def has_module_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("payment_channels.view_channel")
 
-    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return request.user.has_perm("payment_channels.view_channel")
 
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -324,14 +332,14 @@ class ChannelAlertAdmin(_ChannelOpsPermissions, admin.ModelAdmin):
     )
     actions = ["acknowledge"]
 
-    def get_actions(self, request: HttpRequest):  # type: ignore[no-untyped-def]
+    def get_actions(self, request: HttpRequest) -> dict[str, tuple[Callable[..., str], str, str] | None]:
         actions = super().get_actions(request)
         if not request.user.has_perm("payment_channels.change_channel"):
             actions.pop("acknowledge", None)
         return actions
 
     @admin.action(description="确认所选告警 (acknowledge)")
-    def acknowledge(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+    def acknowledge(self, request: HttpRequest, queryset: QuerySet[ChannelAlert]) -> None:
         for alert in queryset:
             channel_alert_acknowledge(alert_id=alert.pk, by=request.user.get_username())
         messages.success(request, f"已确认 {queryset.count()} 条告警")
@@ -341,7 +349,7 @@ class ChannelAlertAdmin(_ChannelOpsPermissions, admin.ModelAdmin):
 class OpsDashboardAdmin(_ChannelOpsPermissions, admin.ModelAdmin):
     """Only a link on the admin index: the page itself is /admin/ops/."""
 
-    def changelist_view(self, request: HttpRequest, extra_context=None):  # type: ignore[no-untyped-def]
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
         return HttpResponseRedirect(reverse("admin_ops"))
@@ -391,8 +399,8 @@ class SandboxPayoutAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
