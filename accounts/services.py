@@ -19,7 +19,7 @@ from config.pii import mask_id_number, mask_phone
 from .hooks import merchant_event_publish, merchant_fraud_recorded, merchant_opened_publish
 from .identity import id_number_valid, normalise_name
 from .kyc import KycProviderError, KycResult, kyc_provider
-from .models import ApiKey, AuditEvent, KycRecord, Merchant, MerchantTier, PayoutAccount, User
+from .models import ApiKey, AuditEvent, KycRecord, Merchant, MerchantTier, Notification, PayoutAccount, User
 
 log = logging.getLogger(__name__)
 
@@ -442,6 +442,26 @@ def payout_account_find(*, merchant: Merchant, account_number: str, kind: str | 
     if kind is not None:
         accounts = accounts.filter(kind=kind)
     return accounts.order_by("pk").first()
+
+
+def payout_account_set_default(*, merchant: Merchant, account: PayoutAccount) -> None:
+    """Make ``account`` the merchant's default. The same two updates payout_account_add makes, under the
+    merchant's row lock, without a "card bound" risk event: nothing was bound."""
+    if account.merchant_id != merchant.pk:
+        raise DomainError("not_found")
+    with transaction.atomic():
+        Merchant.objects.select_for_update().get(pk=merchant.pk)
+        merchant.payout_accounts.exclude(pk=account.pk).update(is_default=False)
+        PayoutAccount.objects.filter(pk=account.pk).update(is_default=True)
+
+
+def notifications_mark_read(*, merchant_id: int, notification_id: int | None = None) -> int:
+    """Mark one of the merchant's unread notifications read, or all of them (``notification_id`` None).
+    Returns how many were marked."""
+    unread = Notification.objects.filter(merchant_id=merchant_id, read_at__isnull=True)
+    if notification_id is not None:
+        unread = unread.filter(pk=notification_id)
+    return unread.update(read_at=timezone.now())
 
 
 def phone_change(*, merchant: Merchant, phone: str, ip: str = "", device: str = "", now: Any = None) -> None:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.contrib import messages
 from django.contrib.auth import authenticate, logout
-from django.db import transaction
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import KycRecord, Merchant, PayoutAccount, User
+from accounts.models import PayoutAccount, User
+from accounts.selectors import kyc_record_get, payout_account_get, totp_device_unconfirmed
 from accounts.services import names_match, payout_account_add
+from accounts.services import payout_account_set_default as set_default
 from config.errors import DomainError, error_message
 from config.totp import (
     totp_current_factor_verify,
@@ -22,19 +25,11 @@ from config.totp import (
     totp_qr_svg,
 )
 from risk.sms import mask_phone
-from risk.stepup import (
-    stepup_issue,
-    stepup_verify,
-    totp_enrol_subject,
-)
-from withdrawals.forms import (
-    BANK_NAMES,
-    PayoutAccountForm,
-    VerifyCodeForm,
-)
+from risk.stepup import stepup_issue, stepup_verify, totp_enrol_subject
+from withdrawals.forms import BANK_NAMES, PayoutAccountForm, VerifyCodeForm
+from withdrawals.selectors import payout_account_options
 
 from .common import (
-    account_options,
     client_ip,
     dev_sms,
     device_id,
@@ -54,7 +49,7 @@ def _pending_totp_device(request: HttpRequest, user: User) -> TOTPDevice | None:
     pending = request.session.get(TOTP_PENDING_KEY)
     if not isinstance(pending, dict) or timezone.now().timestamp() - float(pending.get("at", 0)) > TOTP_PENDING_SECONDS:
         return None
-    return TOTPDevice.objects.filter(user=user, confirmed=False, pk=int(pending.get("id", 0))).first()
+    return totp_device_unconfirmed(user_id=user.pk, device_id=int(pending.get("id", 0)))
 
 
 def _totp_reauthenticate(request: HttpRequest, user: User, *, enrolled: bool) -> str:
@@ -85,7 +80,7 @@ def security_totp(request: HttpRequest) -> HttpResponse:
     error = ""
     action = request.POST.get("action", "") if request.method == "POST" else ""
     if action == "send_code" and not enrolled:
-        kyc = KycRecord.objects.filter(merchant=merchant).first()
+        kyc = kyc_record_get(merchant_id=merchant.pk)
         try:
             if kyc is None:
                 raise DomainError("kyc_required")
@@ -118,7 +113,7 @@ def security_totp(request: HttpRequest) -> HttpResponse:
                 request.session.pop(TOTP_PENDING_KEY, None)
                 messages.success(request, "身份验证器已绑定，之后需要验证的提现将使用动态口令")
                 return redirect("merchant:security_totp")
-    kyc = KycRecord.objects.filter(merchant=merchant).first()
+    kyc = kyc_record_get(merchant_id=merchant.pk)
     return render(
         request,
         "merchant/security_totp.html",
@@ -136,11 +131,21 @@ def security_totp(request: HttpRequest) -> HttpResponse:
 
 
 # --- payout accounts --------------------------------------------------------------------------------------
+@dataclass
+class AccountRow:
+    """A payout account as the accounts page lists it."""
+
+    account: PayoutAccount
+    usable: bool
+    reason: str
+    bank_name: str
+
+
 @merchant_required
 @require_http_methods(["GET", "POST"])
 def payout_accounts(request: HttpRequest) -> HttpResponse:
     merchant = request_merchant(request)
-    kyc = KycRecord.objects.filter(merchant=merchant).first()
+    kyc = kyc_record_get(merchant_id=merchant.pk)
     if request.method == "POST":
         form = PayoutAccountForm(request.POST)
         if form.is_valid():
@@ -165,9 +170,10 @@ def payout_accounts(request: HttpRequest) -> HttpResponse:
                 return redirect("merchant:accounts")
     else:
         form = PayoutAccountForm(initial={"holder_name": kyc.real_name if kyc else ""})
-    options = account_options(merchant)
-    for option in options:
-        option.bank_name = BANK_NAMES.get(option.account.bank_code, option.account.bank_code)  # type: ignore[attr-defined]
+    options = [
+        AccountRow(o.account, o.usable, o.reason, BANK_NAMES.get(o.account.bank_code, o.account.bank_code))
+        for o in payout_account_options(merchant=merchant)
+    ]
     return render(
         request,
         "merchant/accounts.html",
@@ -184,12 +190,9 @@ def payout_accounts(request: HttpRequest) -> HttpResponse:
 @require_POST
 def payout_account_set_default(request: HttpRequest, pk: int) -> HttpResponse:
     merchant = request_merchant(request)
-    account = get_object_or_404(PayoutAccount, pk=pk, merchant=merchant)
-    # accounts.services has no "set default" yet (reported); until it does, the same two updates
-    # payout_account_add makes, without a fake "card bound" risk event.
-    with transaction.atomic():
-        Merchant.objects.select_for_update().get(pk=merchant.pk)
-        merchant.payout_accounts.exclude(pk=account.pk).update(is_default=False)
-        PayoutAccount.objects.filter(pk=account.pk).update(is_default=True)
+    account = payout_account_get(merchant_id=merchant.pk, account_id=pk)
+    if account is None:
+        raise Http404
+    set_default(merchant=merchant, account=account)
     messages.success(request, f"已将 {account.masked_number} 设为默认收款账户")
     return redirect("merchant:accounts")

@@ -6,20 +6,20 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar, cast
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 
-from accounts.models import KycRecord, Merchant, PayoutAccount, User
-from accounts.services import payout_account_check_receivable
+from accounts.models import Merchant, User
+from accounts.selectors import kyc_record_get
 from config.errors import DomainError
 from risk.sms import InboxMessage, mask_phone, sms_demo_inbox_latest
 from withdrawals.models import Withdrawal
+from withdrawals.selectors import withdrawal_of_merchant
 
 ViewT = TypeVar("ViewT", bound=Callable[..., HttpResponse])
 _DEVICE_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -71,28 +71,11 @@ def request_user(request: HttpRequest) -> User:
 
 
 def own_withdrawal(request: HttpRequest, pk: int) -> Withdrawal:
-    return get_object_or_404(
-        Withdrawal.objects.select_related("payout_account"), pk=pk, merchant=request_merchant(request)
-    )
-
-
-@dataclass
-class AccountOption:
-    account: PayoutAccount
-    usable: bool
-    reason: str
-
-
-def account_options(merchant: Merchant) -> list[AccountOption]:
-    options = []
-    for account in merchant.payout_accounts.order_by("-is_default", "-created_at"):
-        try:
-            payout_account_check_receivable(account=account, merchant=merchant)
-        except DomainError as exc:
-            options.append(AccountOption(account, False, exc.message))
-        else:
-            options.append(AccountOption(account, True, ""))
-    return options
+    """The request's merchant's withdrawal ``pk``, with its payout account; 404 for somebody else's id."""
+    withdrawal = withdrawal_of_merchant(merchant_id=request_merchant(request).pk, withdrawal_id=pk)
+    if withdrawal is None:
+        raise Http404
+    return withdrawal
 
 
 def dev_sms(merchant: Merchant) -> dict[str, Any] | None:
@@ -100,7 +83,7 @@ def dev_sms(merchant: Merchant) -> dict[str, Any] | None:
     runs in one browser. Outside demo mode there is nothing to show: codes exist only on the phone."""
     if not settings.DEMO_MODE:
         return None
-    kyc = KycRecord.objects.filter(merchant=merchant).first()
+    kyc = kyc_record_get(merchant_id=merchant.pk)
     if kyc is None:
         return None
     # The merchant's own messages only (two merchants may share a phone number).

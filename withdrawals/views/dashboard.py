@@ -6,23 +6,15 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from accounts.models import KycRecord
-from config.totp import (
-    totp_device_confirmed,
-)
+from accounts.selectors import kyc_record_get, notifications_unread
+from config.totp import totp_device_confirmed
 from wallets.selectors import wallet_balances
-from withdrawals.services import (
-    withdrawal_limits,
-)
+from withdrawals.selectors import withdrawals_of_merchant
+from withdrawals.services import withdrawal_limits
 
-from .common import (
-    merchant_required,
-    request_merchant,
-    request_user,
-)
+from .common import merchant_required, request_merchant, request_user
 
 
-# --- dashboard --------------------------------------------------------------------------------------------
 @merchant_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
@@ -33,10 +25,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         {
             "merchant": merchant,
             "balances": wallet_balances(merchant_id=merchant.pk),
-            "recent": merchant.withdrawals.select_related("payout_account")[:5],
-            "unread": merchant.notifications.filter(read_at__isnull=True)[:5],
+            "recent": withdrawals_of_merchant(merchant_id=merchant.pk)[:5],
+            "unread": notifications_unread(merchant_id=merchant.pk, limit=5),
             "limits": withdrawal_limits(merchant=merchant),
-            "kyc": KycRecord.objects.filter(merchant=merchant).first(),
+            "kyc": kyc_record_get(merchant_id=merchant.pk),
             "totp_enrolled": totp_device_confirmed(user_ids=[request_user(request).pk]) is not None,
             "nav": "home",
         },

@@ -4,6 +4,7 @@ actions on it (cancel, step-up verify / resend / face, retry)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -18,15 +19,8 @@ from accounts.models import PayoutAccount
 from config.catalogue import failure_describe, failure_text
 from config.errors import DomainError, error_message
 from risk.models import StepUpChallenge
-from risk.stepup import (
-    face_check_available,
-    face_provider,
-    face_sandbox_controls_enabled,
-    stepup_sms_retry_after,
-)
-from withdrawals.forms import (
-    VerifyCodeForm,
-)
+from risk.stepup import face_check_available, face_provider, face_sandbox_controls_enabled, stepup_sms_retry_after
+from withdrawals.forms import VerifyCodeForm
 from withdrawals.models import (
     CANCELLABLE_STATES,
     FINAL_STATES,
@@ -35,6 +29,14 @@ from withdrawals.models import (
     Speed,
     Status,
     Withdrawal,
+    WithdrawalEvent,
+)
+from withdrawals.selectors import (
+    payout_account_options,
+    withdrawal_events,
+    withdrawal_face_session,
+    withdrawal_retried_by,
+    withdrawals_of_merchant,
 )
 from withdrawals.services import (
     withdrawal_cancel,
@@ -48,7 +50,6 @@ from withdrawals.services import (
 )
 
 from .common import (
-    account_options,
     client_ip,
     dev_sms,
     device_id,
@@ -75,11 +76,8 @@ def withdrawal_list(request: HttpRequest) -> HttpResponse:
     current = request.GET.get("status", "")
     if current not in FILTERS:
         current = ""
-    qs = request_merchant(request).withdrawals.select_related("payout_account")
-    statuses = FILTERS[current][1]
-    if statuses is not None:
-        qs = qs.filter(status__in=statuses)
-    page = Paginator(qs, 20).get_page(request.GET.get("page"))
+    rows = withdrawals_of_merchant(merchant_id=request_merchant(request).pk, statuses=FILTERS[current][1])
+    page = Paginator(rows, 20).get_page(request.GET.get("page"))
     return render(
         request,
         "merchant/withdrawal_list.html",
@@ -95,7 +93,7 @@ def withdrawal_list(request: HttpRequest) -> HttpResponse:
 STEPS = ["审核中", "支付中", "已到账"]
 
 
-def _progress(w: Withdrawal, events: list[Any]) -> list[dict[str, Any]]:
+def _progress(w: Withdrawal, events: list[WithdrawalEvent]) -> list[dict[str, Any]]:
     """The three-step stepper, derived from the status and the event times."""
     reached: dict[str, datetime] = {}
     for e in events:
@@ -137,20 +135,20 @@ def _progress(w: Withdrawal, events: list[Any]) -> list[dict[str, Any]]:
     return steps
 
 
-def _timeline(w: Withdrawal) -> list[dict[str, Any]]:
+def _timeline(events: list[WithdrawalEvent]) -> list[dict[str, Any]]:
     rows = []
-    for e in w.events.order_by("created_at", "id"):
+    for e in events:
         label = Status(e.to_status).label if e.to_status in Status.values else e.to_status
         rows.append({"time": e.created_at, "status": e.to_status, "label": label, "reason": e.reason})
     return rows
 
 
 def _progress_context(w: Withdrawal) -> dict[str, Any]:
-    events = list(w.events.order_by("created_at", "id"))
+    events = withdrawal_events(withdrawal_id=w.pk)
     return {
         "w": w,
         "steps": _progress(w, events),
-        "timeline": _timeline(w),
+        "timeline": _timeline(events),
         "failure": failure_text(w.failure_code, w.failure_detail),
     }
 
@@ -179,17 +177,17 @@ def withdrawal_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "cancellable": w.status in CANCELLABLE_STATES,
         "verify_form": VerifyCodeForm() if awaiting and method != StepUpChallenge.Method.FACE else None,
         "stepup_method": method,
-        "face_session": _face_session(w) if method == StepUpChallenge.Method.FACE else None,
+        "face_session": withdrawal_face_session(withdrawal_id=w.pk) if method == StepUpChallenge.Method.FACE else None,
         "face_available": awaiting and face_check_available(),
         "face_sandbox": face_sandbox_controls_enabled(),
         "dev_sms": dev_sms(merchant) if awaiting and method == StepUpChallenge.Method.SMS else None,
         "resend_wait": stepup_sms_retry_after(subject=f"withdrawal:{w.pk}") if awaiting else 0,
         "speed_label": Speed(w.speed).label,
     }
-    retried_by = Withdrawal.objects.filter(retry_of=w).only("pk", "order_no", "status").first()
+    retried_by = withdrawal_retried_by(withdrawal_id=w.pk)
     ctx["retried_by"] = retried_by
     if w.status in RETRYABLE_STATES and retried_by is None:
-        options = account_options(merchant)
+        options = payout_account_options(merchant=merchant)
         usable = [o.account for o in options if o.usable]
         retry_quote = None
         try:
@@ -224,7 +222,7 @@ def withdrawal_progress(request: HttpRequest, pk: int) -> JsonResponse:
     )
 
 
-def _post_action(request: HttpRequest, pk: int, action: Any, success: str) -> HttpResponse:
+def _post_action(request: HttpRequest, pk: int, action: Callable[[], object], success: str) -> HttpResponse:
     own_withdrawal(request, pk)  # 404 before anything else for somebody else's id
     try:
         action()
@@ -267,11 +265,6 @@ def withdrawal_verify_view(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-def _face_session(w: Withdrawal) -> str:
-    challenge = StepUpChallenge.objects.filter(subject=f"withdrawal:{w.pk}").order_by("-created_at").first()
-    return challenge.destination if challenge is not None else ""
-
-
 @merchant_required
 @require_POST
 def withdrawal_face_start_view(request: HttpRequest, pk: int) -> HttpResponse:
@@ -293,7 +286,9 @@ def withdrawal_face_complete_view(request: HttpRequest, pk: int) -> HttpResponse
     w = own_withdrawal(request, pk)
     sandbox = request.POST.get("sandbox")
     if sandbox in ("pass", "fail") and face_sandbox_controls_enabled():
-        face_provider().sandbox_capture(session_id=_face_session(w), passed=sandbox == "pass")
+        face_provider().sandbox_capture(
+            session_id=withdrawal_face_session(withdrawal_id=w.pk), passed=sandbox == "pass"
+        )
     return _post_action(
         request,
         pk,

@@ -8,36 +8,23 @@ from typing import Any
 from django.contrib import messages
 from django.core import signing
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.models import PayoutAccount
+from accounts.selectors import payout_account_get
 from config.errors import DomainError, error_message
 from config.money import fen_to_yuan
 from wallets.selectors import wallet_balances
 from withdrawals.fees import ARRIVAL_TEXT, policy_current
-from withdrawals.forms import (
-    BANK_NAMES,
-    WithdrawForm,
-    parse_yuan,
-)
+from withdrawals.forms import BANK_NAMES, WithdrawForm, parse_yuan
 from withdrawals.models import Speed
-from withdrawals.services import (
-    withdrawal_quote,
-    withdrawal_submit,
-)
+from withdrawals.selectors import AccountOption, payout_account_options
+from withdrawals.services import withdrawal_quote, withdrawal_submit
 
-from .common import (
-    AccountOption,
-    account_options,
-    client_ip,
-    device_id,
-    merchant_required,
-    request_merchant,
-    request_user,
-)
+from .common import client_ip, device_id, merchant_required, request_merchant, request_user
 
 DRAFT_SALT = "withdrawals.web.draft"
 DRAFT_MAX_AGE_SECONDS = 30 * 60
@@ -104,7 +91,7 @@ def _withdraw_form_page(
 @require_http_methods(["GET", "POST"])
 def withdraw_start(request: HttpRequest) -> HttpResponse:
     merchant = request_merchant(request)
-    options = account_options(merchant)
+    options = payout_account_options(merchant=merchant)
     usable = [o.account for o in options if o.usable]
     if request.method == "GET":
         # "返回修改" comes back here with the previous choices in the query string.
@@ -164,7 +151,9 @@ def _confirm_page(
     request: HttpRequest, token: str, draft: dict[str, Any], *, error: str = "", status: int = 200
 ) -> HttpResponse:
     merchant = request_merchant(request)
-    account = get_object_or_404(PayoutAccount, pk=draft["p"], merchant=merchant)
+    account = payout_account_get(merchant_id=merchant.pk, account_id=draft["p"])
+    if account is None:
+        raise Http404
     quote = None
     try:
         quote = withdrawal_quote(amount=draft["a"], speed=draft["s"], account_kind=account.kind)
