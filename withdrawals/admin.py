@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
+from django.contrib.admin import ModelAdmin
 from django.core.exceptions import PermissionDenied
-from django.db.models import F, QuerySet
+from django.db.models import F, Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -23,6 +26,9 @@ from config.errors import DomainError, error_message
 from config.history_admin import SafeHistoryAdmin
 from config.money import yuan_label
 from risk.presenters import explanation_html, labels_html, linked_accounts_html
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrPromise
 
 from .models import Status, Withdrawal, WithdrawalApproval, WithdrawalEvent, WithdrawalPolicy
 from .reconciliation import statement_difference_apply_channel, statement_difference_resolve
@@ -44,10 +50,10 @@ class EventInline(admin.TabularInline):
     readonly_fields = fields
     ordering = ("created_at", "id")
 
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -58,7 +64,7 @@ class ApprovalInline(admin.TabularInline):
     fields = ("reviewer", "note", "created_at")
     readonly_fields = fields
 
-    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
 
@@ -66,10 +72,10 @@ class StuckFilter(admin.SimpleListFilter):
     title = "stuck"
     parameter_name = "stuck"
 
-    def lookups(self, request, model_admin):  # type: ignore[no-untyped-def]
+    def lookups(self, request: HttpRequest, model_admin: ModelAdmin) -> list[tuple[str, str]]:
         return [("yes", "flagged as stuck")]
 
-    def queryset(self, request, queryset):  # type: ignore[no-untyped-def]
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Withdrawal]) -> QuerySet[Withdrawal]:
         return queryset.filter(stuck_flagged_at__isnull=False) if self.value() == "yes" else queryset
 
 
@@ -168,13 +174,15 @@ class WithdrawalAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False  # every change goes through the review buttons (services)
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str):  # type: ignore[no-untyped-def]
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Withdrawal], search_term: str
+    ) -> tuple[QuerySet[Withdrawal], bool]:
         """A full payout account number finds its withdrawals by keyed hash (the number is encrypted)."""
         results, distinct = super().get_search_results(request, queryset, search_term)
         term = "".join(search_term.split())
@@ -227,11 +235,14 @@ class WithdrawalAdmin(admin.ModelAdmin):
     # --- risk review: readable explanation, linked accounts, labels (risk issue) ----------------------------
     RISK_REVIEW_FIELDS = ("risk_summary", "linked_accounts", "risk_labels")
 
-    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+    def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None) -> list[str] | tuple[str, ...]:
         return (*super().get_readonly_fields(request, obj), *self.RISK_REVIEW_FIELDS)
 
-    def get_fieldsets(self, request, obj=None):  # type: ignore[no-untyped-def]
-        sets = []
+    # Any: the stubs type a fieldset's options as a private TypedDict.
+    def get_fieldsets(
+        self, request: HttpRequest, obj: Model | None = None
+    ) -> list[tuple[str | StrPromise | None, Any]]:
+        sets: list[tuple[str | StrPromise | None, Any]] = []
         for name, opts in super().get_fieldsets(request, obj):
             fields = tuple(opts.get("fields", ()))
             if "risk_explanation_pretty" in fields and "risk_summary" not in fields:
@@ -269,7 +280,7 @@ class WithdrawalAdmin(admin.ModelAdmin):
         )
 
     # --- review buttons ---------------------------------------------------------------------------------
-    def get_urls(self):  # type: ignore[no-untyped-def]
+    def get_urls(self) -> list[URLPattern]:
         custom = [
             path(
                 "<int:pk>/approve/",
@@ -321,7 +332,9 @@ class WithdrawalAdmin(admin.ModelAdmin):
             self.message_user(request, f"提现 {w.order_no} 已驳回，资金已退回商户可提现余额", messages.SUCCESS)
         return self._back(request, pk)
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):  # type: ignore[no-untyped-def]
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         obj = self.get_object(request, object_id)
         extra = extra_context or {}
         if obj is not None:
@@ -354,15 +367,17 @@ class ReviewQueueAdmin(WithdrawalAdmin):
             .order_by(F("risk_score").desc(nulls_last=True), "created_at")
         )
 
-    def get_urls(self):  # type: ignore[no-untyped-def]
+    def get_urls(self) -> list[URLPattern]:
         return admin.ModelAdmin.get_urls(self)
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):  # type: ignore[no-untyped-def]
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         if request.method != "GET" or not self.has_view_permission(request):
             raise PermissionDenied  # the queue only links to the withdrawal's own page
         return HttpResponseRedirect(reverse("admin:withdrawals_withdrawal_change", args=[object_id]))
 
-    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return request.user.has_perm("withdrawals.view_withdrawal")
 
 
@@ -460,19 +475,19 @@ class StatementDifferenceAdmin(admin.ModelAdmin):
     def has_module_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("payment_channels.view_channel")
 
-    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return request.user.has_perm("payment_channels.view_channel")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:  # type: ignore[no-untyped-def]
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def get_actions(self, request: HttpRequest):  # type: ignore[no-untyped-def]
+    def get_actions(self, request: HttpRequest) -> dict[str, tuple[Callable[..., str], str, str] | None]:
         actions = super().get_actions(request)
         if not request.user.has_perm("withdrawals.resolve_withdrawal"):
             actions.pop("follow_statement", None)
@@ -491,7 +506,7 @@ class StatementDifferenceAdmin(admin.ModelAdmin):
         return format_html('<a href="{}">#{} {}</a>', url, w.pk, w.get_status_display())
 
     @admin.action(description="按通道对账单处理所选差异 (follow the statement)")
-    def follow_statement(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+    def follow_statement(self, request: HttpRequest, queryset: QuerySet[StatementDifference]) -> None:
         for d in queryset.filter(resolved_at__isnull=True):
             try:
                 status = statement_difference_apply_channel(difference_id=d.pk, by=request.user.get_username())
@@ -501,7 +516,7 @@ class StatementDifferenceAdmin(admin.ModelAdmin):
             else:
                 self.message_user(request, f"{d.order_no}：已按对账单处理，提现状态 {status}", messages.SUCCESS)
 
-    def get_urls(self):  # type: ignore[no-untyped-def]
+    def get_urls(self) -> list[URLPattern]:
         custom = [
             path(
                 "<int:pk>/resolve/",
@@ -533,6 +548,8 @@ class StatementDifferenceAdmin(admin.ModelAdmin):
             self.message_user(request, f"{exc.message}：{exc.details.get('difference') or exc.details}", messages.ERROR)
         return back
 
-    def change_view(self, request, object_id, form_url="", extra_context=None):  # type: ignore[no-untyped-def]
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         extra = {**(extra_context or {}), "can_resolve": request.user.has_perm("withdrawals.resolve_withdrawal")}
         return super().change_view(request, object_id, form_url, extra_context=extra)

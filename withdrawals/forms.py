@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from decimal import Decimal
+from typing import Any
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
-from accounts.models import PayoutAccount
+from accounts.models import PayoutAccount, User
 
 from .models import Speed
 from .services import MAX_AMOUNT_FEN
@@ -44,7 +45,7 @@ def parse_yuan(raw: str) -> int:
 class YuanAmountField(forms.CharField):
     """A yuan amount on the page, integer fen in cleaned_data."""
 
-    def __init__(self, **kwargs):  # type: ignore[no-untyped-def]
+    def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", 20)
         kwargs.setdefault(
             "widget",
@@ -52,7 +53,7 @@ class YuanAmountField(forms.CharField):
         )
         super().__init__(**kwargs)
 
-    def clean(self, value):  # type: ignore[no-untyped-def]
+    def clean(self, value: Any) -> int:
         return parse_yuan(value)
 
 
@@ -69,7 +70,7 @@ class MerchantAuthenticationForm(AuthenticationForm):
         "no_merchant": "该账号未绑定商户，无法登录商户后台",
     }
 
-    def confirm_login_allowed(self, user):  # type: ignore[no-untyped-def]
+    def confirm_login_allowed(self, user: User) -> None:
         super().confirm_login_allowed(user)
         if user.merchant_id is None:
             code = "staff" if user.is_staff else "no_merchant"
@@ -84,7 +85,7 @@ class WithdrawForm(forms.Form):
     speed = forms.ChoiceField(label="到账速度", choices=Speed.choices, initial=Speed.STANDARD)
     device = forms.CharField(required=False, widget=forms.HiddenInput)
 
-    def __init__(self, *args, accounts: list[PayoutAccount], **kwargs):  # type: ignore[no-untyped-def]
+    def __init__(self, *args: Any, accounts: list[PayoutAccount], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         account_field = self.fields["payout_account"]
         assert isinstance(account_field, forms.TypedChoiceField)

@@ -6,7 +6,8 @@ a NUL character anywhere (PostgreSQL refuses it in text) and bodies over ``MAX_B
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Mapping
+from typing import IO, Any
 
 from django.conf import settings
 from rest_framework.exceptions import ParseError
@@ -54,7 +55,9 @@ def _refuse_constant(name: str) -> None:
 
 
 class SafeJSONParser(JSONParser):
-    def parse(self, stream, media_type=None, parser_context=None):  # type: ignore[no-untyped-def]
+    def parse(
+        self, stream: IO[Any], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> Any:  # a JSON value: an object, an array or a scalar
         parser_context = parser_context or {}
         encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
         raw = stream.read(MAX_BODY_BYTES + 1) if stream is not None else b""
