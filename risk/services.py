@@ -60,7 +60,8 @@ def risk_engine_build() -> RiskEngine:
     )
 
 
-def _engine() -> RiskEngine:
+def risk_engine_current() -> RiskEngine:
+    """The engine in use: rebuilt when the rules, lists or model change (checked every CONFIG_CHECK_SECONDS)."""
     now = time.monotonic()
     engine = _cache["engine"]
     if engine is None or now - _cache["checked"] > CONFIG_CHECK_SECONDS:
@@ -131,7 +132,7 @@ def _rows_for(event: dict[str, Any]) -> list[tuple[str, str | None]]:
 
 def _run(fn: Callable[[RiskEngine], T], event: dict[str, Any] | None = None) -> T:
     """Run one engine call and write what it learnt in one statement; nothing is kept if it fails."""
-    engine = _engine()
+    engine = risk_engine_current()
     store = engine.store
     assert isinstance(store, DbStore)
     try:

@@ -12,7 +12,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from risk.models import ModelVersion, RiskLabel
-from risk.services import risk_engine_reset
+from risk.services import risk_engine_current, risk_engine_reset
 
 SHARED_RISK = Path(__file__).resolve().parents[1].parent / "shared" / "risk"
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -52,9 +52,8 @@ def test_train_from_labels_reports_held_out_and_activates_past_the_gate():
     held = row.metrics["held_out"]
     assert held["fraud"] >= 10 and held["at_0.5"]["recall"] >= 0.8
     assert "held out" in out.getvalue() and "is active" in out.getvalue()
-    from risk.services import _engine
-
-    assert _engine().model is not None and _engine().model.version == "lr-test-1"
+    engine = risk_engine_current()
+    assert engine.model is not None and engine.model.version == "lr-test-1"
 
 
 def test_a_model_that_misses_the_gate_stays_a_candidate():
