@@ -6,8 +6,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
+from accounts.models import PayoutAccount
 from channels.models import Channel
 from config.catalogue import action_dict, failure_describe
+from withdrawals.forms import BANK_NAMES
 from withdrawals.models import Withdrawal
 
 from .schema import ActionSerializer
@@ -135,3 +137,30 @@ class WithdrawalSerializer(serializers.ModelSerializer):
             }
             for e in w.events.all()
         ]
+
+
+class PayoutAccountSerializer(serializers.ModelSerializer):
+    """A payout account as its merchant sees it: the number masked only (``6222 **** **** 1234``), never whole.
+    The holder name is shown as on the merchant pages (it is the merchant's own account, in their name)."""
+
+    masked_number = serializers.CharField(read_only=True, help_text="the account number, masked (config.pii)")
+    bank_name = serializers.SerializerMethodField()
+
+    class Meta:
+        model = PayoutAccount
+        fields = [
+            "id",
+            "kind",
+            "masked_number",
+            "holder_name",
+            "bank_code",
+            "bank_name",
+            "is_default",
+            "status",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_bank_name(self, account: PayoutAccount) -> str:
+        """The bank's name for a card ("" for an e-wallet account)."""
+        return BANK_NAMES.get(account.bank_code, account.bank_code)

@@ -12,6 +12,12 @@ urlpatterns = [
         views.WithdrawalCancelView.as_view(),
         name="api-withdrawal-cancel",
     ),
+    re_path(r"^payout-accounts/?$", views.PayoutAccountListView.as_view(), name="api-payout-accounts"),
+    re_path(
+        r"^payout-accounts/(?P<pk>[0-9]{1,18})/?$",
+        views.PayoutAccountDetailView.as_view(),
+        name="api-payout-account",
+    ),
     re_path(
         r"^schema/?$",
         SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]),

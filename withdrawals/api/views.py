@@ -10,13 +10,14 @@ from rest_framework.views import APIView
 
 from accounts.api_auth import ApiClient
 from accounts.models import Merchant
+from accounts.selectors import payout_account_get, payout_accounts_of
 from config.errors import DomainError
 from wallets.selectors import wallet_balances
 from withdrawals.models import Status, Withdrawal
 from withdrawals.services import withdrawal_cancel, withdrawal_submit
 
 from .schema import ErrorBody, WalletBody
-from .serializers import WithdrawalCreateSerializer, WithdrawalSerializer
+from .serializers import PayoutAccountSerializer, WithdrawalCreateSerializer, WithdrawalSerializer
 
 MAX_PAGE = 100
 
@@ -36,6 +37,10 @@ ERRORS = {400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody, 422: E
 WithdrawalPage = inline_serializer(
     name="WithdrawalPage",
     fields={"results": WithdrawalSerializer(many=True), "next_before": serializers.IntegerField(allow_null=True)},
+)
+PayoutAccountList = inline_serializer(
+    name="PayoutAccountList",
+    fields={"results": PayoutAccountSerializer(many=True)},
 )
 
 
@@ -126,3 +131,21 @@ class WithdrawalCancelView(APIView):
             raise DomainError("not_found")
         w = withdrawal_cancel(withdrawal_id=pk, merchant_id=_merchant(request).pk, actor_label="api")
         return Response(WithdrawalSerializer(w, context={"with_events": True}).data)
+
+
+class PayoutAccountListView(APIView):
+    """The caller's payout accounts (the default first, then the newest): the ids ``POST /withdrawals`` takes."""
+
+    @extend_schema(operation_id="payout_accounts_list", responses={200: PayoutAccountList, **ERRORS})
+    def get(self, request: Request) -> Response:
+        accounts = payout_accounts_of(merchant_id=_merchant(request).pk)
+        return Response({"results": PayoutAccountSerializer(accounts, many=True).data})
+
+
+class PayoutAccountDetailView(APIView):
+    @extend_schema(operation_id="payout_accounts_get", responses={200: PayoutAccountSerializer, **ERRORS})
+    def get(self, request: Request, pk: int) -> Response:
+        account = payout_account_get(merchant_id=_merchant(request).pk, account_id=int(pk))
+        if account is None:  # somebody else's id answers exactly as an id that does not exist
+            raise DomainError("not_found")
+        return Response(PayoutAccountSerializer(account).data)
