@@ -49,6 +49,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "compliance.view_transactionreport",
         "compliance.file_report",
         "compliance.view_custodyreconciliation",
+        "workdays.view_calendarday",
     ],
     # Channels' operational fields (pause / resume, quotas, maintenance windows), alerts, stuck payouts and
     # statement differences. Never the protocol config.
@@ -60,6 +61,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "payment_channels.change_channel",
         "wallets.view_ledgeraccount",
         "wallets.view_transfer",
+        "workdays.view_calendarday",
     ],
     # Answers merchants: sees merchants and withdrawals, masked; nothing that moves money.
     "support": ["withdrawals.view_withdrawal", "withdrawals.view_withdrawalevent", "accounts.view_merchant"],

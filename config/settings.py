@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "axes",
     "csp",
+    "workdays",  # the working-day calendar, below every app of ours but config
     "accounts",
     "wallets",
     "channels",

@@ -46,3 +46,13 @@ def reviewer_bob(transactional_db):
 @pytest.fixture
 def reviewer_carol(transactional_db):
     return reviewer("carol")
+
+
+@pytest.fixture
+def workday_calendar(transactional_db):
+    """The holiday calendar of workdays/data/ (a transactional test's flush empties what the data migration
+    loaded)."""
+    from workdays.loader import load
+    from workdays.models import CalendarDay
+
+    load(CalendarDay)

@@ -37,6 +37,7 @@ from withdrawals.models import Withdrawal
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = (
     "config",
+    "workdays",
     "accounts",
     "wallets",
     "channels",

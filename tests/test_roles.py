@@ -59,6 +59,7 @@ from tests.factories import MerchantFactory
 from tests.staff import staff_client, staff_user
 from withdrawals.fees import policy_current
 from withdrawals.models import Status, Withdrawal
+from workdays.models import CalendarDay
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -111,6 +112,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "withdrawals.reviewqueue": {"R": "v", "S": "v", "C": "v", "O": "v", "P": "v", "U": "v"},
     "withdrawals.withdrawal": {"R": "v", "S": "v", "C": "v", "O": "v", "P": "v", "U": "v"},
     "withdrawals.withdrawalpolicy": {"S": "vc", "U": "vacd"},
+    "workdays.calendarday": {"C": "v", "O": "v", "U": "vacd"},
 }
 # Bulk actions (besides Django's delete_selected, covered by "d") per model and role.
 BULK_ACTIONS: dict[str, dict[str, set[str]]] = {
@@ -178,6 +180,7 @@ def world(sandbox_channel, monkeypatch):
            for f in CustodyReconciliation._meta.fields if not f.primary_key and not f.null and not f.has_default()}
     )  # fmt: skip
     RiskListEntry.objects.create(kind="ip", value="10.0.0.1", reason="matrix")
+    CalendarDay.objects.create(date=w.created_at.date(), kind=CalendarDay.Kind.HOLIDAY, name="matrix")
     RiskLabel.objects.create(withdrawal_ref=str(w.pk), fraud=False, source="review_approved")
     RuleSetVersion.objects.create(version="matrix-1", rules={"rules": []})
     ModelVersion.objects.create(version="matrix-1", artifact={})
