@@ -205,6 +205,7 @@ class ChannelAlert(models.Model):
         UNKNOWN_OUTCOME = "unknown_outcome", "结果长时间未知"
         RECONCILIATION = "reconciliation", "对账差异"
         PAID_ELSEWHERE = "paid_elsewhere", "通道出款与我方记录不符"
+        COMPLIANCE_OVERDUE = "compliance_overdue", "监管报告逾期未报送"
 
     class Severity(models.TextChoices):
         INFO = "info", "info"

@@ -6,13 +6,30 @@ from config.errors import DomainError
 from config.money import yuan_label
 
 from .models import CustodyReconciliation, TransactionReport
+from .selectors import reports_due_today, reports_open, reports_overdue
 from .services import report_decide
+
+
+class DeadlineFilter(admin.SimpleListFilter):
+    """Due today / overdue / open: the compliance officer's work list (deadlines in working days)."""
+
+    title = "报送期限 (deadline)"
+    parameter_name = "due"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("today", "今日到期 (due today)"), ("overdue", "已逾期 (overdue)"), ("open", "待处理 (open)")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[TransactionReport]) -> QuerySet[TransactionReport]:
+        selected = {"today": reports_due_today, "overdue": reports_overdue, "open": lambda: reports_open()}
+        if self.value() in selected:
+            return queryset.filter(pk__in=selected[str(self.value())]().values("pk"))
+        return queryset
 
 
 @admin.register(TransactionReport)
 class TransactionReportAdmin(admin.ModelAdmin):
     list_display = ("id", "kind", "status", "subject_ref", "merchant_name", "amount_yuan", "deadline", "decided_by")
-    list_filter = ("kind", "status")
+    list_filter = (DeadlineFilter, "kind", "status")
     search_fields = ("subject_ref", "merchant_name", "holder_name")
     actions = ["file_reports"]
     readonly_fields = [f.name for f in TransactionReport._meta.fields]

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
@@ -11,17 +12,27 @@ from django.utils import timezone
 from config.errors import DomainError
 from config.pii import mask_account, mask_id_number
 from wallets.models import LedgerAccount
+from workdays.selectors import add_working_days, next_working_day
 
 from .models import CustodyReconciliation, TransactionReport
 
 log = logging.getLogger(__name__)
 
-# Filing windows (PBOC practice): large-value reports within 5 working days (approximated as 7 calendar
-# days), suspicious ones as soon as suspicion is formed (we give compliance 3 days to decide).
-DEADLINES = {
-    TransactionReport.Kind.LARGE_VALUE: timedelta(days=7),
-    TransactionReport.Kind.SUSPICIOUS: timedelta(days=3),
-}
+
+def report_deadline(*, kind: str, occurred_at: datetime, established_at: datetime | None = None) -> datetime:
+    """When a report must be filed by: the end (23:59:59, Asia/Shanghai) of a working day on the working-day
+    calendar. Large-value: LARGE_VALUE_REPORT_DUE_WORKING_DAYS (5) working days after the transaction's day.
+    Suspicious: SUSPICIOUS_REPORT_DUE_WORKING_DAYS after the day its grounds were established (default now);
+    0 means that day, or the next working day when it is a rest day (PBOC 2016 No.3, as amended in 2018)."""
+    if kind == TransactionReport.Kind.LARGE_VALUE:
+        due = add_working_days(timezone.localdate(occurred_at), settings.LARGE_VALUE_REPORT_DUE_WORKING_DAYS)
+    elif kind == TransactionReport.Kind.SUSPICIOUS:
+        start = timezone.localdate(established_at or timezone.now())
+        days = settings.SUSPICIOUS_REPORT_DUE_WORKING_DAYS
+        due = add_working_days(start, days) if days else next_working_day(start, include_today=True)
+    else:
+        raise ValueError(f"unknown report kind {kind}")
+    return datetime.combine(due, time(23, 59, 59), tzinfo=timezone.get_current_timezone())
 
 
 def report_draft(
@@ -37,8 +48,9 @@ def report_draft(
     id_number: str = "",
     account_number: str = "",
     currency: str = "CNY",
+    established_at: datetime | None = None,
 ) -> TransactionReport | None:
-    """Draft a report once per subject and kind (a second call returns None)."""
+    """Draft a report once per subject and kind (a second call returns None). Its deadline: report_deadline."""
     if kind not in TransactionReport.Kind.values:
         raise ValueError(f"unknown report kind {kind}")
     try:
@@ -55,7 +67,7 @@ def report_draft(
                 currency=currency,
                 occurred_at=occurred_at,
                 grounds=grounds,
-                deadline=occurred_at + DEADLINES[TransactionReport.Kind(kind)],
+                deadline=report_deadline(kind=kind, occurred_at=occurred_at, established_at=established_at),
             )
     except IntegrityError:
         return None

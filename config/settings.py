@@ -251,6 +251,8 @@ CELERY_BEAT_SCHEDULE = {
     # and any day of the last RECONCILE_CATCHUP_DAYS that a failed download or a lost message missed.
     "channels-reconcile": {"task": "withdrawals.reconcile_channels", "schedule": crontab(minute=15)},
     "channels-prune-outcomes": {"task": "channels.prune_outcomes", "schedule": 3600.0},
+    # Reports due today and overdue: an operations alert for each overdue one (once).
+    "compliance-deadlines": {"task": "operations.compliance_deadlines", "schedule": crontab(minute=5)},
 }
 
 # --- REST framework -------------------------------------------------------------------------------------
@@ -294,6 +296,21 @@ PAYOUT_IN_FLIGHT_GRACE_SECONDS = env_int("PAYOUT_IN_FLIGHT_GRACE_SECONDS", 120, 
 PAYOUT_LEASE_SECONDS = env_int("PAYOUT_LEASE_SECONDS", 3 * CHANNEL_CALL_TIMEOUT_SECONDS + 30, minimum=5)
 SANDBOX_GATEWAY_URL = env_str("SANDBOX_GATEWAY_URL", "http://127.0.0.1:8700")
 LARGE_VALUE_THRESHOLD_FEN = env_int("LARGE_VALUE_THRESHOLD_FEN", 5_000_000, minimum=1)
+
+# --- compliance (issue 13): report rules, filing deadlines, retention -------------------------------------
+# Large-value reports are due this many working days (workdays/) after the transaction's day (PBOC 2016 No.3).
+LARGE_VALUE_REPORT_DUE_WORKING_DAYS = env_int("LARGE_VALUE_REPORT_DUE_WORKING_DAYS", 5, minimum=1)
+# Suspicious reports are due this many working days after the day their grounds were established (0: that day).
+SUSPICIOUS_REPORT_DUE_WORKING_DAYS = env_int("SUSPICIOUS_REPORT_DUE_WORKING_DAYS", 1, minimum=0)
+# One merchant's paid withdrawals of one day adding up to this much (fen) raise one large-value report.
+DAILY_AGGREGATE_THRESHOLD_FEN = env_int("DAILY_AGGREGATE_THRESHOLD_FEN", 5_000_000, minimum=1)
+# Structuring: withdrawals "just under" the large-value threshold (within this percent below it), on at least
+# STRUCTURING_MIN_DAYS different days, or from at least two linked merchants, within the window.
+STRUCTURING_BAND_PERCENT = env_int("STRUCTURING_BAND_PERCENT", 10, minimum=1, maximum=50)
+STRUCTURING_MIN_DAYS = env_int("STRUCTURING_MIN_DAYS", 3, minimum=2)
+STRUCTURING_WINDOW_DAYS = env_int("STRUCTURING_WINDOW_DAYS", 7, minimum=1)
+# Money, KYC, report, review and audit records are kept at least this long (they cannot be deleted at all).
+RECORD_RETENTION_YEARS = env_int("RECORD_RETENTION_YEARS", 5, minimum=5)
 
 # --- channels: routing, health, callbacks, monitoring ----------------------------------------------------
 # Where providers send callbacks: {PLATFORM_BASE_URL}/callbacks/<channel_code>/

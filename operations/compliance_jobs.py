@@ -10,8 +10,12 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from channels.health import channel_alert_raise
+from channels.models import ChannelAlert
 from compliance.models import TransactionReport
+from compliance.selectors import reports_due_today, reports_overdue
 from compliance.services import custody_reconcile, report_draft
+from config.money import yuan_label
 from withdrawals.models import Status, Withdrawal
 
 # Risk reasons that make a withdrawal reportable as suspicious even when it was stopped.
@@ -71,7 +75,29 @@ def compliance_scan(*, since: datetime | None = None) -> dict[str, int]:
     return counts
 
 
+def compliance_deadlines(*, now: datetime | None = None) -> dict[str, int]:
+    """Reports due today and overdue; one critical operations alert per overdue report (raised once)."""
+    now = now or timezone.now()
+    alerted = 0
+    overdue = reports_overdue(now)
+    for report in overdue:
+        _, created = channel_alert_raise(
+            kind=ChannelAlert.Kind.COMPLIANCE_OVERDUE,
+            title=(
+                f"{report.get_kind_display()} #{report.pk} 逾期未报送: {report.merchant_name} "
+                f"{yuan_label(report.amount)}, 期限 {timezone.localtime(report.deadline):%Y-%m-%d %H:%M}"
+            ),
+            subject=f"report:{report.pk}",
+            detail={"report_id": report.pk, "kind": report.kind, "deadline": report.deadline.isoformat()},
+            severity=ChannelAlert.Severity.CRITICAL,
+            dedupe_key=f"compliance_overdue:{report.pk}",
+        )
+        alerted += created
+    return {"due_today": reports_due_today(now).count(), "overdue": overdue.count(), "alerted": alerted}
+
+
 def compliance_daily() -> dict[str, object]:
     counts = compliance_scan()
     record = custody_reconcile()
-    return {**counts, "custody_ok": record.ok, "ledger_difference": record.ledger_difference}
+    deadlines = compliance_deadlines()
+    return {**counts, **deadlines, "custody_ok": record.ok, "ledger_difference": record.ledger_difference}
