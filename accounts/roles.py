@@ -52,13 +52,15 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "workdays.view_calendarday",
     ],
     # Channels' operational fields (pause / resume, quotas, maintenance windows), alerts, stuck payouts and
-    # statement differences. Never the protocol config.
+    # statement differences, merchants' webhook deliveries (read, replay). Never the protocol config.
     "operations": [
         "withdrawals.view_withdrawal",
         "withdrawals.resolve_withdrawal",
         "withdrawals.view_withdrawalevent",
         "payment_channels.view_channel",
         "payment_channels.change_channel",
+        "webhooks.view_webhookdelivery",  # the delivery log of merchants' webhooks, read-only
+        "webhooks.replay_webhookdelivery",  # and sending a delivery again
         "wallets.view_ledgeraccount",
         "wallets.view_transfer",
         "workdays.view_calendarday",

@@ -60,6 +60,9 @@ ACTIONS: dict[str, Action] = {
     "view_retry": Action("查看重试的那笔提现", "See the retry"),
     "refresh": Action("刷新查看最新状态", "Reload to see the current state"),
     "ask_colleague": Action("请另一位同事复核", "Ask a colleague to approve"),
+    "check_webhook_endpoint": Action(
+        "检查接收地址能否访问并返回 2xx，然后重新发送", "Check that the endpoint answers 2xx, then replay"
+    ),
 }
 
 
@@ -90,6 +93,41 @@ class CodeSpec:
 S = CodeSpec
 
 CODES: dict[str, CodeSpec] = {
+    # webhooks: registering an endpoint, and why an attempt to deliver to it failed (the delivery log's words)
+    "webhook_url_invalid": S(
+        400,
+        "接收地址无效：须为 https:// 开头的完整网址，且不含用户名和密码",
+        "The endpoint URL is invalid: use a full https:// URL without a user name or password",
+        "fix_request",
+    ),
+    "webhook_url_not_allowed": S(
+        400,
+        "接收地址不能指向本机或内网地址",
+        "The endpoint URL may not point at a loopback or private address",
+        "fix_request",
+    ),
+    "webhook_endpoint_disabled": S(
+        409, "该接收地址已停用，请先启用", "The endpoint is disabled; enable it first", "check_webhook_endpoint"
+    ),
+    "webhook_timeout": S(504, "接收地址响应超时", "The endpoint did not answer in time", "check_webhook_endpoint"),
+    "webhook_connection_failed": S(
+        502, "无法连接到接收地址", "Could not connect to the endpoint", "check_webhook_endpoint"
+    ),
+    "webhook_http_error": S(
+        502, "接收地址返回了非 2xx 状态码", "The endpoint answered with a non-2xx status", "check_webhook_endpoint"
+    ),
+    "webhook_redirect_refused": S(
+        502,
+        "接收地址返回了重定向，平台不跟随重定向",
+        "The endpoint answered with a redirect, which is never followed",
+        "check_webhook_endpoint",
+    ),
+    "webhook_address_not_allowed": S(
+        502,
+        "接收地址解析到本机或内网地址，已拒绝发送",
+        "The endpoint resolves to a loopback or private address; nothing was sent",
+        "check_webhook_endpoint",
+    ),
     # request shape
     "invalid_request": S(400, "请求参数有误", "The request is invalid", "fix_request"),
     "invalid_amount": S(
@@ -406,6 +444,15 @@ class NotificationTemplate:
 N = NotificationTemplate
 
 NOTIFICATIONS: dict[str, NotificationTemplate] = {
+    "webhook_endpoint_disabled": N(
+        "webhook_endpoint_disabled",
+        "Webhook 接收地址已停用",
+        "Webhook endpoint disabled",
+        "{url} 连续 {failures} 次接收失败（超过一天），已停用。修复后请在 Webhook 页面启用并重新发送。",
+        "{url} failed {failures} times in a row over more than a day and was disabled. Fix it, then enable it "
+        "and replay on the Webhooks page.",
+        "check_webhook_endpoint",
+    ),
     "withdrawal_paid": N(
         "withdrawal_paid",
         "提现已到账",

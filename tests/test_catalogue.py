@@ -39,6 +39,7 @@ PACKAGES = (
     "config",
     "workdays",
     "accounts",
+    "webhooks",
     "wallets",
     "channels",
     "risk",

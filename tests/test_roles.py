@@ -109,6 +109,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "wallets.entry": {"C": "v", "U": "v"},
     "wallets.ledgeraccount": {"C": "v", "O": "v", "U": "v"},
     "wallets.transfer": {"C": "v", "O": "v", "U": "v"},
+    "webhooks.webhookdelivery": {"O": "v", "U": "v"},  # the delivery log: read-only, replay is a bulk action
     "withdrawals.reviewqueue": {"R": "v", "S": "v", "C": "v", "O": "v", "P": "v", "U": "v"},
     "withdrawals.withdrawal": {"R": "v", "S": "v", "C": "v", "O": "v", "P": "v", "U": "v"},
     "withdrawals.withdrawalpolicy": {"S": "vc", "U": "vacd"},
@@ -119,6 +120,7 @@ BULK_ACTIONS: dict[str, dict[str, set[str]]] = {
     "compliance.transactionreport": {"C": {"file_reports"}, "U": {"file_reports"}},
     "payment_channels.channelalert": {"O": {"acknowledge"}, "U": {"acknowledge"}},
     "payment_channels.statementdifference": {"O": {"follow_statement"}, "U": {"follow_statement"}},
+    "webhooks.webhookdelivery": {"O": {"replay"}, "U": {"replay"}},
 }
 # Admins of third-party apps the security work adds (lockout, staff OTP devices): superuser only, whatever
 # their own admin offers (they are not ours to narrow).
@@ -189,6 +191,12 @@ def world(sandbox_channel, monkeypatch):
     StepUpChallenge.objects.create(subject="withdrawal:0", merchant_id=merchant.pk, expires_at=w.created_at)
     pii_reveal(target=merchant.kyc, by=users["U"], reason="matrix")
     api_key_create(merchant=merchant, label="matrix")
+    from webhooks.services import endpoint_create, endpoint_test_send
+
+    endpoint, _secret = endpoint_create(merchant_id=merchant.pk, url="http://127.0.0.1:9/matrix")
+    with monkeypatch.context() as patched:  # the row only: nothing is sent
+        patched.setattr("webhooks.services.deliveries_enqueue", lambda ids: None)
+        endpoint_test_send(endpoint_id=endpoint.pk)
     Notification.objects.create(merchant=merchant, kind="matrix", title="matrix")
     assert RiskDecisionLog.objects.exists() and AuditEvent.objects.exists()
     clients = {letter: _client(user) for letter, user in users.items()}

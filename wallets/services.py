@@ -19,8 +19,10 @@ from accounts.hooks import merchant_event_publish
 from accounts.models import Merchant
 from accounts.services import merchant_sale_volume_add
 from config.errors import DomainError
+from webhooks.services import event_emit
 
 from .models import Entry, LedgerAccount, Transfer
+from .webhook_payloads import credit_webhook_data
 
 Kind = LedgerAccount.Kind
 log = logging.getLogger(__name__)
@@ -388,6 +390,13 @@ def merchant_sale_settle(
             freeze_days=freeze_days_for(category=merchant.category, override=merchant.settlement_freeze_days),
             reserve_required=merchant.reserve_required,
             now=now,
+        )
+        event_emit(
+            merchant_id=merchant_id,
+            type="credit.created",
+            data=credit_webhook_data(transfer, order_ref=order_ref, amount=amount),
+            occurred_at=transfer.created_at,
+            source_key=f"credit:{transfer.pk}",
         )
         merchant_event_publish(
             event={

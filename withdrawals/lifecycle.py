@@ -16,8 +16,10 @@ from accounts.models import Notification, User
 from config.catalogue import PAGE_LANGUAGE, notification_render
 from config.errors import DomainError
 from wallets.services import hold_void
+from webhooks.services import event_emit
 
 from .models import Withdrawal, WithdrawalEvent
+from .webhook_payloads import withdrawal_webhook_data
 
 
 def withdrawal_lock(withdrawal_id: int) -> Withdrawal:
@@ -39,8 +41,9 @@ def withdrawal_event_record(
     reason: str = "",
     data: dict[str, Any] | None = None,
 ) -> WithdrawalEvent:
-    """An append-only event: what happened to the withdrawal, who did it and why."""
-    return WithdrawalEvent.objects.create(
+    """An append-only event: what happened to the withdrawal, who did it and why. A change of status is also a
+    webhook event for the merchant's endpoints, in the same transaction (webhooks' outbox)."""
+    event = WithdrawalEvent.objects.create(
         withdrawal=w,
         actor=actor,
         actor_label=actor_label,
@@ -49,6 +52,15 @@ def withdrawal_event_record(
         reason=reason[:255],
         data=data or {},
     )
+    if event.to_status != from_status:
+        event_emit(
+            merchant_id=w.merchant_id,
+            type=f"withdrawal.{w.status}",
+            data=withdrawal_webhook_data(w, previous_status=from_status),
+            occurred_at=event.created_at,
+            source_key=f"withdrawal_event:{event.pk}",
+        )
+    return event
 
 
 def withdrawal_transition(

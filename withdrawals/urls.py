@@ -3,7 +3,7 @@
 from django.urls import path
 
 from . import views
-from .views import accounts, dashboard, detail, notifications, withdraw
+from .views import accounts, dashboard, detail, notifications, webhooks, withdraw
 
 app_name = "merchant"
 
@@ -28,4 +28,9 @@ urlpatterns = [
     path("accounts/<int:pk>/default/", accounts.payout_account_set_default, name="account_default"),
     path("notifications/", notifications.notifications, name="notifications"),
     path("notifications/read/", notifications.notifications_mark_read, name="notifications_read"),
+    path("webhooks/", webhooks.webhooks_page, name="webhooks"),
+    path("webhooks/endpoints/<int:pk>/test/", webhooks.webhook_endpoint_test, name="webhook_endpoint_test"),
+    path("webhooks/endpoints/<int:pk>/toggle/", webhooks.webhook_endpoint_toggle, name="webhook_endpoint_toggle"),
+    path("webhooks/deliveries/<int:pk>/", webhooks.webhook_delivery_detail, name="webhook_delivery"),
+    path("webhooks/deliveries/<int:pk>/replay/", webhooks.webhook_delivery_replay, name="webhook_delivery_replay"),
 ]
