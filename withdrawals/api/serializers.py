@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+from django.db import models
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
@@ -13,6 +15,27 @@ from withdrawals.forms import BANK_NAMES
 from withdrawals.models import Withdrawal
 
 from .schema import ActionSerializer
+
+
+class UtcDateTimeField(serializers.DateTimeField):
+    """A time as the API shows it: UTC, ISO 8601 with ``Z`` (``2026-11-29T10:15:00.123456Z``), whatever the
+    server's TIME_ZONE (Asia/Shanghai, used by the pages)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("default_timezone", dt.UTC)
+        super().__init__(*args, **kwargs)
+
+    def enforce_timezone(self, value: dt.datetime) -> dt.datetime:
+        return value.astimezone(dt.UTC) if value.tzinfo is not None else super().enforce_timezone(value)
+
+
+class ApiModelSerializer(serializers.ModelSerializer):
+    """A model as the API shows it: every DateTimeField in UTC."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.DateTimeField: UtcDateTimeField,
+    }
 
 
 class StrictSerializer(serializers.Serializer):
@@ -41,15 +64,58 @@ class StrictIntegerField(serializers.Field):
 
 
 class WithdrawalCreateSerializer(StrictSerializer):
-    amount = StrictIntegerField()
-    payout_account = StrictIntegerField()
-    speed = serializers.ChoiceField(choices=["instant", "standard", "t1"], default="standard")
-    expected_fee = StrictIntegerField(required=False)
-    device = serializers.CharField(required=False, max_length=128, allow_blank=True)
+    """A withdrawal to make. Fields other than these are refused (400 ``invalid_request``)."""
+
+    amount = StrictIntegerField(help_text="fen to take from the available balance, the fee included (1 CNY = 100)")
+    payout_account = StrictIntegerField(help_text="the id of one of your payout accounts (GET /payout-accounts)")
+    speed = serializers.ChoiceField(
+        choices=["instant", "standard", "t1"],
+        default="standard",
+        help_text="instant: within minutes (higher fee); standard: within 2 hours; t1: next working day",
+    )
+    expected_fee = StrictIntegerField(
+        required=False,
+        help_text="the fee (fen) you showed your user; if the fee is now different the request is refused "
+        "with 409 quote_expired instead of charging a fee nobody agreed to",
+    )
+    device = serializers.CharField(
+        required=False, max_length=128, allow_blank=True, help_text="your user's device id, for risk checks"
+    )
 
 
-class WithdrawalSerializer(serializers.ModelSerializer):
-    payout_account = serializers.IntegerField(source="payout_account_id")
+class WithdrawalEventSerializer(serializers.Serializer):
+    """One state change of a withdrawal."""
+
+    # "from" is a Python keyword: the field is added under its JSON name in get_fields.
+    to = serializers.ChoiceField(
+        choices=list(Withdrawal._meta.get_field("status").choices or []), help_text="the state entered"
+    )
+    reason = serializers.CharField(help_text="why, in words (zh-Hans)")
+    actor = serializers.CharField(help_text="who moved it: merchant, api, risk, reviewer, worker, …")
+    at = UtcDateTimeField(help_text="when, UTC")
+
+    class Meta:
+        ref_name = "WithdrawalEvent"
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        return {"from": serializers.CharField(help_text="the state left (empty for the first event)"), **fields}
+
+
+RiskBody = inline_serializer(
+    name="WithdrawalRisk",
+    fields={
+        "outcome": serializers.CharField(
+            help_text="the risk decision: allow, review, step_up or block (empty before it was made)"
+        )
+    },
+)
+
+
+class WithdrawalSerializer(ApiModelSerializer):
+    """A withdrawal as its merchant sees it."""
+
+    payout_account = serializers.IntegerField(source="payout_account_id", help_text="the payout account's id")
     failure_reason = serializers.SerializerMethodField()
     failure_action = serializers.SerializerMethodField()
     events = serializers.SerializerMethodField()
@@ -121,25 +187,37 @@ class WithdrawalSerializer(serializers.ModelSerializer):
         """The one retry of a failed withdrawal, if it was retried."""
         return Withdrawal.objects.filter(retry_of=w).values_list("pk", flat=True).first()
 
+    @extend_schema_field(RiskBody)
     def get_risk(self, w: Withdrawal) -> dict[str, Any]:
         return {"outcome": w.risk_outcome}
 
+    @extend_schema_field(WithdrawalEventSerializer(many=True))
     def get_events(self, w: Withdrawal) -> list[dict[str, Any]]:
+        """The state changes, oldest first (in the answers about one withdrawal; empty in lists)."""
         if not self.context.get("with_events"):
             return []
-        return [
-            {
-                "from": e.from_status,
-                "to": e.to_status,
-                "reason": e.reason,
-                "actor": e.actor_label,
-                "at": e.created_at,
-            }
-            for e in w.events.all()
-        ]
+        return events_data(w)
 
 
-class PayoutAccountSerializer(serializers.ModelSerializer):
+def events_data(w: Withdrawal) -> list[dict[str, Any]]:
+    return list(
+        WithdrawalEventSerializer(
+            [
+                {
+                    "from": e.from_status,
+                    "to": e.to_status,
+                    "reason": e.reason,
+                    "actor": e.actor_label,
+                    "at": e.created_at,
+                }
+                for e in w.events.order_by("created_at", "pk")
+            ],
+            many=True,
+        ).data
+    )
+
+
+class PayoutAccountSerializer(ApiModelSerializer):
     """A payout account as its merchant sees it: the number masked only (``6222 **** **** 1234``), never whole.
     The holder name is shown as on the merchant pages (it is the merchant's own account, in their name)."""
 

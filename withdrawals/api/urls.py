@@ -1,9 +1,9 @@
 from django.urls import re_path
-from drf_spectacular.views import SpectacularAPIView
 
 from . import views
 
 urlpatterns = [
+    re_path(r"^$", views.api_root, name="api-root"),
     re_path(r"^wallet/?$", views.WalletView.as_view(), name="api-wallet"),
     re_path(r"^withdrawals/?$", views.WithdrawalListView.as_view(), name="api-withdrawals"),
     re_path(r"^withdrawals/(?P<pk>[0-9]{1,18})/?$", views.WithdrawalDetailView.as_view(), name="api-withdrawal"),
@@ -18,9 +18,6 @@ urlpatterns = [
         views.PayoutAccountDetailView.as_view(),
         name="api-payout-account",
     ),
-    re_path(
-        r"^schema/?$",
-        SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]),
-        name="api-schema",
-    ),
+    re_path(r"^schema/?$", views.SchemaView.as_view(), name="api-schema"),
+    re_path(r"^docs/?$", views.DocsView.as_view(), name="api-docs"),
 ]

@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import serializers, status
+import datetime as dt
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+from django.shortcuts import redirect
+from django.utils import timezone
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,10 +30,20 @@ from wallets.selectors import wallet_balances
 from withdrawals.models import Status, Withdrawal
 from withdrawals.services import withdrawal_cancel, withdrawal_submit
 
-from .schema import ErrorBody, WalletBody
+from .schema import IDEMPOTENCY_KEY, WalletBody, error_responses, id_parameter
 from .serializers import PayoutAccountSerializer, WithdrawalCreateSerializer, WithdrawalSerializer
 
 MAX_PAGE = 100
+MAX_ID = 999_999_999_999_999_999  # the URLs take ids of at most 18 digits
+
+
+class PartnerApiView(APIView):
+    """A view of the partner API. Every time it answers with is UTC (ISO 8601 with ``Z``): the current time zone
+    is UTC while it runs, so any DateTimeField a serializer declares renders in UTC, whatever TIME_ZONE is."""
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        with timezone.override(dt.UTC):
+            return super().dispatch(request, *args, **kwargs)
 
 
 def _merchant(request: Request) -> Merchant:
@@ -33,19 +57,92 @@ def _client_ip(request: Request) -> str:
     return request.META.get("REMOTE_ADDR", "")
 
 
-ERRORS = {400: ErrorBody, 401: ErrorBody, 404: ErrorBody, 409: ErrorBody, 422: ErrorBody, 429: ErrorBody}
 WithdrawalPage = inline_serializer(
     name="WithdrawalPage",
-    fields={"results": WithdrawalSerializer(many=True), "next_before": serializers.IntegerField(allow_null=True)},
+    fields={
+        "results": WithdrawalSerializer(many=True),
+        "next_before": serializers.IntegerField(
+            allow_null=True, help_text="pass as `before` for the next page; null on the last page"
+        ),
+    },
 )
+CREATE_ERRORS = (
+    "invalid_request",
+    "invalid_amount",
+    "idempotency_key_required",
+    "idempotency_key_reused",
+    "quote_expired",
+    "insufficient_funds",
+    "amount_below_minimum",
+    "amount_not_above_fee",
+    "limit_exceeded",
+    "no_channel_for_request",
+    "kyc_required",
+    "card_name_mismatch",
+    "payout_account_invalid",
+    "merchant_frozen",
+)
+WITHDRAWAL_EXAMPLE = {
+    "id": 1042,
+    "order_no": "WD20261129A1B2C3D4E5F6",
+    "status": "processing",
+    "amount": 100000,
+    "fee": 200,
+    "net_amount": 99800,
+    "currency": "CNY",
+    "speed": "standard",
+    "payout_account": 7,
+    "channel": {"name": "银行直连", "expected_arrival_seconds": 7200},
+    "failure_code": "",
+    "failure_reason": "",
+    "failure_action": None,
+    "risk": {"outcome": "allow"},
+    "created_at": "2026-11-29T10:15:00.123456Z",
+    "updated_at": "2026-11-29T10:15:01.456789Z",
+    "paid_at": None,
+    "required_approvals": 1,
+    "retry_of": None,
+    "retried_by": None,
+    "events": [
+        {"from": "", "to": "submitted", "reason": "申请成功", "actor": "api", "at": "2026-11-29T10:15:00.13Z"},
+        {"from": "submitted", "to": "approved", "reason": "风控通过", "actor": "risk", "at": "2026-11-29T10:15:00.2Z"},
+        {"from": "approved", "to": "processing", "reason": "已提交", "actor": "worker", "at": "2026-11-29T10:15:01Z"},
+    ],
+}
+PAYOUT_ACCOUNT_EXAMPLE = {
+    "id": 7,
+    "kind": "bank_card",
+    "masked_number": "6222 **** **** 1234",
+    "holder_name": "张三",
+    "bank_code": "ICBC",
+    "bank_name": "工商银行",
+    "is_default": True,
+    "status": "active",
+    "created_at": "2026-11-01T02:00:00Z",
+}
 PayoutAccountList = inline_serializer(
     name="PayoutAccountList",
     fields={"results": PayoutAccountSerializer(many=True)},
 )
 
 
-class WalletView(APIView):
-    @extend_schema(operation_id="wallet_get", responses={200: WalletBody, **ERRORS})
+class WalletView(PartnerApiView):
+    @extend_schema(
+        operation_id="wallet_get",
+        summary="Balances of the wallet",
+        description="The caller's balances in fen: what can be withdrawn now (available), what withdrawals in "
+        "progress hold, sales still in their freeze window (pending) and the required reserve.",
+        tags=["wallet"],
+        responses={200: WalletBody, **error_responses()},
+        examples=[
+            OpenApiExample(
+                "wallet",
+                value={"currency": "CNY", "available": 1250000, "held": 100000, "pending": 30000, "reserve": 0},
+                response_only=True,
+                status_codes=["200"],
+            )
+        ],
+    )
     def get(self, request: Request) -> Response:
         b = wallet_balances(merchant_id=_merchant(request).pk)
         return Response(
@@ -59,15 +156,29 @@ class WalletView(APIView):
         )
 
 
-class WithdrawalListView(APIView):
+class WithdrawalListView(PartnerApiView):
     @extend_schema(
         operation_id="withdrawals_list",
+        summary="List withdrawals",
+        description="The caller's withdrawals, newest first, a page at a time (`events` is empty here: fetch "
+        "one withdrawal for its events).",
+        tags=["withdrawals"],
         parameters=[
-            OpenApiParameter("status", str, enum=list(Status.values)),
-            OpenApiParameter("limit", int),
-            OpenApiParameter("before", int),
+            OpenApiParameter("status", str, enum=list(Status.values), description="only withdrawals in this state"),
+            OpenApiParameter("limit", int, description="page size, 1–100 (default 20; out of range is clamped)"),
+            OpenApiParameter(
+                "before", int, description="the `next_before` of the previous page (an id, 1 to 10^18 - 1)"
+            ),
         ],
-        responses={200: WithdrawalPage, **ERRORS},
+        responses={200: WithdrawalPage, **error_responses("invalid_request")},
+        examples=[
+            OpenApiExample(
+                "page",
+                value={"results": [{**WITHDRAWAL_EXAMPLE, "events": []}], "next_before": 1042},
+                response_only=True,
+                status_codes=["200"],
+            )
+        ],
     )
     def get(self, request: Request) -> Response:
         qs = Withdrawal.objects.filter(merchant=_merchant(request)).order_by("-created_at", "-pk")
@@ -80,6 +191,8 @@ class WithdrawalListView(APIView):
             before = int(request.query_params["before"]) if "before" in request.query_params else None
         except ValueError:
             raise DomainError("invalid_request", details={"limit": "limit and before are integers"})
+        if before is not None and not 1 <= before <= MAX_ID:
+            raise DomainError("invalid_request", details={"before": f"an id from 1 to {MAX_ID}"})
         if before is not None:
             qs = qs.filter(pk__lt=before)
         rows = list(qs[: limit + 1])
@@ -88,9 +201,27 @@ class WithdrawalListView(APIView):
 
     @extend_schema(
         operation_id="withdrawals_create",
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)],
+        summary="Create a withdrawal",
+        description="Withdraw from the available balance to one of your payout accounts. The amount is held at "
+        "once; risk decides, and the payout runs in the background: follow `status` (GET the withdrawal). "
+        "201 for a new withdrawal; 200 with the same withdrawal when the same `Idempotency-Key` and body "
+        "were seen before.",
+        tags=["withdrawals"],
+        parameters=[IDEMPOTENCY_KEY],
         request=WithdrawalCreateSerializer,
-        responses={201: WithdrawalSerializer, 200: WithdrawalSerializer, **ERRORS},
+        responses={
+            201: OpenApiResponse(WithdrawalSerializer, description="created"),
+            200: OpenApiResponse(WithdrawalSerializer, description="a replay: the withdrawal this key made"),
+            **error_responses(*CREATE_ERRORS),
+        },
+        examples=[
+            OpenApiExample(
+                "standard",
+                value={"amount": 100000, "payout_account": 7, "speed": "standard", "expected_fee": 200},
+                request_only=True,
+            ),
+            OpenApiExample("created", value=WITHDRAWAL_EXAMPLE, response_only=True, status_codes=["201", "200"]),
+        ],
     )
     def post(self, request: Request) -> Response:
         key = request.headers.get("Idempotency-Key", "").strip()
@@ -115,8 +246,17 @@ class WithdrawalListView(APIView):
         return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
 
-class WithdrawalDetailView(APIView):
-    @extend_schema(operation_id="withdrawals_get", responses={200: WithdrawalSerializer, **ERRORS})
+class WithdrawalDetailView(PartnerApiView):
+    @extend_schema(
+        operation_id="withdrawals_get",
+        summary="Get a withdrawal",
+        description="One of the caller's withdrawals with its events. Another merchant's id answers 404 "
+        "`not_found`, exactly as an id that does not exist.",
+        tags=["withdrawals"],
+        parameters=[id_parameter("withdrawal")],
+        responses={200: WithdrawalSerializer, **error_responses("not_found")},
+        examples=[OpenApiExample("withdrawal", value=WITHDRAWAL_EXAMPLE, response_only=True, status_codes=["200"])],
+    )
     def get(self, request: Request, pk: int) -> Response:
         w = Withdrawal.objects.filter(pk=pk, merchant=_merchant(request)).first()
         if w is None:
@@ -124,8 +264,26 @@ class WithdrawalDetailView(APIView):
         return Response(WithdrawalSerializer(w, context={"with_events": True}).data)
 
 
-class WithdrawalCancelView(APIView):
-    @extend_schema(operation_id="withdrawals_cancel", request=None, responses={200: WithdrawalSerializer, **ERRORS})
+class WithdrawalCancelView(PartnerApiView):
+    @extend_schema(
+        operation_id="withdrawals_cancel",
+        summary="Cancel a withdrawal",
+        description="Cancel a withdrawal that has not gone to a channel yet (pending_review, "
+        "awaiting_verification or approved): the held amount, fee included, goes back to available. "
+        "Any other state is 409 `invalid_state`. No body.",
+        tags=["withdrawals"],
+        parameters=[id_parameter("withdrawal")],
+        request=None,
+        responses={200: WithdrawalSerializer, **error_responses("not_found", "invalid_state")},
+        examples=[
+            OpenApiExample(
+                "cancelled",
+                value={**WITHDRAWAL_EXAMPLE, "status": "cancelled", "channel": None},
+                response_only=True,
+                status_codes=["200"],
+            )
+        ],
+    )
     def post(self, request: Request, pk: int) -> Response:
         if not Withdrawal.objects.filter(pk=pk, merchant=_merchant(request)).exists():
             raise DomainError("not_found")
@@ -133,19 +291,66 @@ class WithdrawalCancelView(APIView):
         return Response(WithdrawalSerializer(w, context={"with_events": True}).data)
 
 
-class PayoutAccountListView(APIView):
+class PayoutAccountListView(PartnerApiView):
     """The caller's payout accounts (the default first, then the newest): the ids ``POST /withdrawals`` takes."""
 
-    @extend_schema(operation_id="payout_accounts_list", responses={200: PayoutAccountList, **ERRORS})
+    @extend_schema(
+        operation_id="payout_accounts_list",
+        summary="List payout accounts",
+        description="The caller's payout accounts, the default first, then the newest: the ids "
+        "`POST /withdrawals` takes. Numbers are masked.",
+        tags=["payout-accounts"],
+        responses={200: PayoutAccountList, **error_responses()},
+        examples=[
+            OpenApiExample(
+                "accounts", value={"results": [PAYOUT_ACCOUNT_EXAMPLE]}, response_only=True, status_codes=["200"]
+            )
+        ],
+    )
     def get(self, request: Request) -> Response:
         accounts = payout_accounts_of(merchant_id=_merchant(request).pk)
         return Response({"results": PayoutAccountSerializer(accounts, many=True).data})
 
 
-class PayoutAccountDetailView(APIView):
-    @extend_schema(operation_id="payout_accounts_get", responses={200: PayoutAccountSerializer, **ERRORS})
+class PayoutAccountDetailView(PartnerApiView):
+    @extend_schema(
+        operation_id="payout_accounts_get",
+        summary="Get a payout account",
+        tags=["payout-accounts"],
+        parameters=[id_parameter("payout account")],
+        responses={200: PayoutAccountSerializer, **error_responses("not_found")},
+        examples=[OpenApiExample("account", value=PAYOUT_ACCOUNT_EXAMPLE, response_only=True, status_codes=["200"])],
+    )
     def get(self, request: Request, pk: int) -> Response:
         account = payout_account_get(merchant_id=_merchant(request).pk, account_id=int(pk))
         if account is None:  # somebody else's id answers exactly as an id that does not exist
             raise DomainError("not_found")
         return Response(PayoutAccountSerializer(account).data)
+
+
+# --- the contract and its docs page (no key needed) ------------------------------------------------------
+
+
+class SchemaView(SpectacularAPIView):
+    """``/api/v1/schema``: the OpenAPI 3 document (YAML by default; ``?format=json`` or
+    ``Accept: application/vnd.oai.openapi+json`` for JSON)."""
+
+    authentication_classes: list = []
+    permission_classes = [permissions.AllowAny]
+    throttle_classes: list = []
+
+
+class DocsView(SpectacularSwaggerSplitView):
+    """``/api/v1/docs``: Swagger UI, from our own static files (drf-spectacular-sidecar). The page's script is
+    a second request to this view (``?script``), so the site's CSP (scripts from 'self' only) holds here too."""
+
+    authentication_classes: list = []
+    permission_classes = [permissions.AllowAny]
+    throttle_classes: list = []
+    url_name = "api-schema"
+    title = "Partner API · 提现平台"
+
+
+def api_root(request: HttpRequest) -> HttpResponse:
+    """``/api/v1/``: the docs page."""
+    return redirect("api-docs")
