@@ -25,7 +25,9 @@ class TransactionReport(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT, db_index=True)
     # What the report is about, as the orchestrator described it.
-    subject_ref = models.CharField(max_length=64, help_text="e.g. withdrawal:42")
+    subject_ref = models.CharField(
+        max_length=64, help_text="withdrawal:42, daily:<merchant>:<day> or structuring:<first transaction>"
+    )
     merchant_id = models.BigIntegerField(db_index=True)
     merchant_name = models.CharField(max_length=100)
     holder_name = models.CharField(max_length=100, blank=True, default="")
@@ -33,6 +35,7 @@ class TransactionReport(models.Model):
     account_masked = models.CharField(max_length=40, blank=True, default="")
     amount = models.BigIntegerField(help_text="fen")
     currency = models.CharField(max_length=3, default="CNY")
+    channel = models.CharField(max_length=40, blank=True, default="", help_text="the payment channel that paid it")
     occurred_at = models.DateTimeField()
     grounds = models.JSONField(default=list, blank=True, help_text="why: thresholds crossed, risk reasons")
     deadline = models.DateTimeField(help_text="when it must be filed by")

@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from .models import TransactionReport
+from .rules import cited_refs
 
 OPEN_STATUSES = (TransactionReport.Status.DRAFT,)
 
@@ -31,3 +32,12 @@ def reports_due_today(now: datetime | None = None) -> QuerySet[TransactionReport
 def reports_overdue(now: datetime | None = None) -> QuerySet[TransactionReport]:
     """Open reports past their deadline."""
     return reports_open().filter(deadline__lt=now or timezone.now())
+
+
+def structuring_cited_refs(*, since: datetime) -> set[str]:
+    """Transactions already cited as evidence by a structuring report drafted since ``since``."""
+    refs: set[str] = set()
+    rows = TransactionReport.objects.filter(subject_ref__startswith="structuring:", created_at__gte=since)
+    for grounds in rows.values_list("grounds", flat=True):
+        refs |= cited_refs(grounds)
+    return refs

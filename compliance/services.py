@@ -15,6 +15,7 @@ from wallets.models import LedgerAccount
 from workdays.selectors import add_working_days, next_working_day
 
 from .models import CustodyReconciliation, TransactionReport
+from .rules import Finding
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ def report_draft(
     id_number: str = "",
     account_number: str = "",
     currency: str = "CNY",
+    channel: str = "",
     established_at: datetime | None = None,
 ) -> TransactionReport | None:
     """Draft a report once per subject and kind (a second call returns None). Its deadline: report_deadline."""
@@ -65,12 +67,33 @@ def report_draft(
                 account_masked=mask_account(account_number) if account_number else "",
                 amount=amount,
                 currency=currency,
+                channel=channel,
                 occurred_at=occurred_at,
                 grounds=grounds,
                 deadline=report_deadline(kind=kind, occurred_at=occurred_at, established_at=established_at),
             )
     except IntegrityError:
         return None
+
+
+def report_from_finding(finding: Finding, *, established_at: datetime | None = None) -> TransactionReport | None:
+    """Draft the report a rule (compliance.rules) called for; None when it exists already."""
+    t = finding.subject
+    return report_draft(
+        kind=finding.kind,
+        subject_ref=finding.subject_ref,
+        merchant_id=t.merchant_id,
+        merchant_name=t.merchant_name,
+        amount=finding.amount,
+        occurred_at=t.occurred_at,
+        grounds=finding.grounds,
+        holder_name=t.holder_name,
+        id_number=t.id_number,
+        account_number=t.account_number,
+        currency=t.currency,
+        channel=t.channel,
+        established_at=established_at,
+    )
 
 
 def report_decide(*, report_id: int, officer: Any, file: bool, note: str) -> TransactionReport:

@@ -3,19 +3,29 @@ then today's custody reconciliation. Composed here, above both apps: compliance 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any
+from collections.abc import Iterable
+from datetime import datetime, time, timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from accounts.models import Merchant
 from channels.health import channel_alert_raise
 from channels.models import ChannelAlert
 from compliance.models import TransactionReport
-from compliance.selectors import reports_due_today, reports_overdue
-from compliance.services import custody_reconcile, report_draft
+from compliance.rules import (
+    Finding,
+    Transaction,
+    daily_aggregate_findings,
+    large_value_findings,
+    structuring_band,
+    structuring_findings,
+)
+from compliance.selectors import reports_due_today, reports_overdue, structuring_cited_refs
+from compliance.services import custody_reconcile, report_from_finding
 from config.money import yuan_label
+from risk.selectors import risk_linked_accounts
 from withdrawals.models import Status, Withdrawal
 
 # Risk reasons that make a withdrawal reportable as suspicious even when it was stopped.
@@ -42,36 +52,91 @@ def _suspicious_grounds(w: Withdrawal) -> list[str]:
     return grounds
 
 
-def compliance_scan(*, since: datetime | None = None) -> dict[str, int]:
-    """Draft reports for withdrawals since ``since`` (default: the last two days). Idempotent."""
-    since = since or timezone.now() - timedelta(days=2)
-    counts = {"large_value": 0, "suspicious": 0}
+def _transaction(w: Withdrawal) -> Transaction:
+    return Transaction(
+        ref=f"withdrawal:{w.pk}",
+        merchant_id=w.merchant_id,
+        merchant_name=w.merchant.name,
+        amount=w.amount,
+        occurred_at=w.paid_at or w.created_at,
+        currency=w.currency,
+        holder_name=w.payout_account.holder_name,
+        id_number=w.merchant.kyc.id_number,
+        account_number=w.payout_account.account_number,
+        channel=w.channel_code,
+    )
+
+
+def _withdrawals() -> QuerySet[Withdrawal]:
+    return Withdrawal.objects.select_related("merchant", "merchant__kyc", "payout_account")
+
+
+def _linked_merchants(merchants: Iterable[Merchant]) -> dict[int, set[int]]:
+    """Merchant id → ids of the merchants risk links to it (a shared device, IP, card, phone or identity)."""
+    links: dict[int, set[int]] = {}
+    for merchant in merchants:
+        subjects = [item["merchant"] for item in risk_linked_accounts(merchant_subject=merchant.risk_subject)]
+        if not subjects:
+            continue
+        ids = {pk for pk, ref in Merchant.objects.filter(external_ref__in=subjects).values_list("pk", "external_ref")}
+        ids |= set(
+            Merchant.objects.filter(external_ref="", pk__in=[int(s) for s in subjects if s.isdigit()]).values_list(
+                "pk", flat=True
+            )
+        )
+        links[merchant.pk] = ids
+    return links
+
+
+def compliance_scan(*, since: datetime | None = None, now: datetime | None = None) -> dict[str, int]:
+    """Draft reports (idempotent): for withdrawals changed since ``since`` (default: the last two days) a
+    large-value report per paid one at or above the threshold and a suspicious one per blocked / rejected one; a
+    daily-aggregate report per merchant and complete day since ``since``; a structuring report per pattern in
+    the last STRUCTURING_WINDOW_DAYS."""
+    now = now or timezone.now()
+    since = since or now - timedelta(days=2)
+    counts = {"large_value": 0, "suspicious": 0, "daily_aggregate": 0, "structuring": 0}
     threshold = settings.LARGE_VALUE_THRESHOLD_FEN
-    candidates = (
-        Withdrawal.objects.filter(updated_at__gte=since)
-        .filter(Q(status=Status.PAID, amount__gte=threshold) | Q(status=Status.REJECTED) | Q(risk_outcome="block"))
-        .select_related("merchant", "merchant__kyc", "payout_account")
+    candidates = _withdrawals().filter(updated_at__gte=since, updated_at__lte=now)
+    candidates = candidates.filter(
+        Q(status=Status.PAID, amount__gte=threshold) | Q(status=Status.REJECTED) | Q(risk_outcome="block")
     )
     for w in candidates.iterator():
-        common: dict[str, Any] = dict(
-            subject_ref=f"withdrawal:{w.pk}",
-            merchant_id=w.merchant_id,
-            merchant_name=w.merchant.name,
-            amount=w.amount,
-            currency=w.currency,
-            occurred_at=w.paid_at or w.created_at,
-            holder_name=w.payout_account.holder_name,
-            id_number=w.merchant.kyc.id_number,
-            account_number=w.payout_account.account_number,
-        )
-        large = w.status == Status.PAID and w.amount >= threshold
-        if large and report_draft(
-            kind=TransactionReport.Kind.LARGE_VALUE, grounds=[f"amount ≥ {threshold} fen"], **common
-        ):
-            counts["large_value"] += 1
+        t = _transaction(w)
+        if w.status == Status.PAID:
+            for finding in large_value_findings([t]):
+                counts["large_value"] += report_from_finding(finding, established_at=now) is not None
         grounds = _suspicious_grounds(w)
-        if grounds and report_draft(kind=TransactionReport.Kind.SUSPICIOUS, grounds=grounds, **common):
+        if grounds and report_from_finding(
+            Finding(TransactionReport.Kind.SUSPICIOUS, t.ref, t, t.amount, grounds), established_at=now
+        ):
             counts["suspicious"] += 1
+
+    # Daily aggregates: whole local days only, from the day of ``since`` to yesterday.
+    tz = timezone.get_current_timezone()
+    first_day = datetime.combine(timezone.localdate(since), time.min, tzinfo=tz)
+    today = datetime.combine(timezone.localdate(now), time.min, tzinfo=tz)
+    if first_day < today:
+        paid = _withdrawals().filter(status=Status.PAID, paid_at__gte=first_day, paid_at__lt=today)
+        for finding in daily_aggregate_findings(_transaction(w) for w in paid.iterator()):
+            counts["daily_aggregate"] += report_from_finding(finding, established_at=now) is not None
+
+    # Structuring: just-under amounts in the window, by merchant and by linked merchants.
+    window_start = now - timedelta(days=settings.STRUCTURING_WINDOW_DAYS)
+    low, high = structuring_band()
+    under = list(
+        _withdrawals()
+        .filter(created_at__gte=window_start, created_at__lte=now, amount__gte=low, amount__lt=high)
+        .exclude(status=Status.CANCELLED)
+        .order_by("created_at", "pk")
+    )
+    if under:
+        links = _linked_merchants({w.merchant_id: w.merchant for w in under}.values())
+        findings = structuring_findings(
+            [_transaction(w) for w in under], links=links, already_cited=structuring_cited_refs(since=window_start)
+        )
+        for finding in findings:
+            counts["structuring"] += report_from_finding(finding, established_at=now) is not None
     return counts
 
 
