@@ -1,4 +1,4 @@
-"""An example partner client for the withdrawal platform, standard library only (Python 3.9+).
+"""An example partner client for the withdrawal platform, standard library only (Python 3.10+).
 
 Webhooks (docs/webhooks.md): ``verify_webhook`` checks a delivery's signature and age and returns the event;
 ``WebhookReceiver`` is a complete receiver (an http.server handler) that verifies, de-duplicates by event id and
@@ -18,6 +18,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -29,7 +30,10 @@ class WebhookVerificationError(Exception):
     """The delivery is not from the platform (bad or missing signature) or is too old to trust (replayed)."""
 
 
-def _header(headers: Mapping[str, str], name: str) -> str:
+Headers = Mapping[str, str] | Message  # a dict, a framework's headers, or http.server's self.headers
+
+
+def _header(headers: Headers, name: str) -> str:
     """A header by name, whatever the case (http.server's headers, a dict, a framework's request.headers)."""
     value = headers.get(name)
     if value is None:
@@ -41,7 +45,7 @@ def _header(headers: Mapping[str, str], name: str) -> str:
 
 
 def verify_webhook(
-    secret: str, headers: Mapping[str, str], body: bytes, tolerance: int = 300, now: float | None = None
+    secret: str, headers: Headers, body: bytes, tolerance: int = 300, now: float | None = None
 ) -> dict[str, Any]:
     """The event (the parsed JSON body) if the delivery is authentic and fresh; WebhookVerificationError if not.
 

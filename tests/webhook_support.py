@@ -69,6 +69,7 @@ class Receiver:
     def url(self) -> str:
         assert self.server is not None
         host, port = self.server.server_address[:2]
+        assert isinstance(host, str)
         return f"http://{host}:{port}/hooks"
 
     @property
