@@ -216,6 +216,19 @@ CODES: dict[str, CodeSpec] = {
         "A different person must approve this change",
         "ask_colleague",
     ),
+    # AML reports (compliance): draft → reviewed → filed or dismissed
+    "report_invalid_state": S(
+        409, "报告当前状态不允许此操作", "The report is not in a state that allows this", "refresh"
+    ),
+    "report_dismiss_reason_required": S(
+        400, "排除报告必须填写理由", "Dismissing a report needs a reason", "fix_request"
+    ),
+    "report_same_reviewer": S(
+        409,
+        "排除报告须由复核人以外的另一位合规人员操作",
+        "A compliance officer other than the reviewer must dismiss the report",
+        "ask_colleague",
+    ),
     "verification_failed": S(422, "验证码错误或已过期", "The verification code is wrong or expired", "retry"),
     "verification_locked": S(
         422, "验证失败次数过多，请联系客服", "Too many failed verification attempts; contact support", "contact_support"

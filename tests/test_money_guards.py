@@ -35,6 +35,7 @@ from risk.contract import RiskDecision
 from tests.factories import ALICE_CREDIT, ChannelFactory, MerchantFactory, card_for, reviewer
 from wallets.selectors import ledger_problems, wallet_balances
 from withdrawals import payouts
+from withdrawals.attempts import excluded_channels
 from withdrawals.models import Status, Withdrawal
 from withdrawals.selectors import withdrawal_ledger_problems
 from withdrawals.services import withdrawal_approve, withdrawal_retry, withdrawal_submit, withdrawal_verify
@@ -238,7 +239,7 @@ def test_after_the_in_flight_window_a_not_found_frees_the_payout_to_move(provide
         clock.move_to(start + timedelta(seconds=121))
         run(queued.pop(0))  # not found, past the window → earlier send counted refused; resubmit refused too
         w = fresh(w)
-        assert w.status == Status.APPROVED and w.routing["excluded"] == ["chan_a"]
+        assert w.status == Status.APPROVED and excluded_channels(w) == ("chan_a",)
         assert "通道确认此前的请求均未生效" in [e.reason for e in w.events.all()]
         run(queued.pop(0))
     w = fresh(w)
@@ -256,10 +257,10 @@ def test_a_payout_every_channel_refused_once_tries_them_again(provider, queued, 
     run(queued.pop(0))
     run(queued.pop(0))
     w = fresh(w)
-    assert w.status == Status.APPROVED and w.routing["excluded"] == ["chan_a", "chan_b"]
+    assert w.status == Status.APPROVED and excluded_channels(w) == ("chan_a", "chan_b")
     run(queued.pop(0))  # no channel left: the exclusions are dropped, retried later
     w = fresh(w)
-    assert w.status == Status.APPROVED and w.routing["excluded"] == []
+    assert w.status == Status.APPROVED and excluded_channels(w) == ()
     payouts.sweep(now=w.next_action_at)
     run(queued.pop(0))
     w = fresh(w)
@@ -563,3 +564,73 @@ def test_a_request_no_channel_could_ever_take_is_refused_up_front(transactional_
     assert wallet_balances(merchant_id=m.pk).available == ALICE_CREDIT
     assert fresh(submit(m, amount=6_000_000, speed="standard")).required_approvals == 2  # the other speed is fine
     assert fresh(submit(m, amount=400_000, speed="instant")).status == Status.PAID
+
+
+# --- the payout attempt table (issue 9): every routing and every answer, append-only ---------------------------
+def test_each_channel_and_each_answer_is_recorded_in_order_and_shown_in_the_api(provider, queued, monkeypatch):
+    """Unknown at A, A says "not found", the resubmit is refused for maintenance (A may still pay: stays), A's
+    next answer is "not found" past the window, the payout moves to B and B pays. The attempt table tells exactly
+    that story, the API shows it without routing internals, and the excluded channel comes from the answers."""
+    import time_machine
+
+    risk(monkeypatch, "allow")
+    m = MerchantFactory(credit=500_000)
+    w = submit(m)
+    provider.submits["chan_a"] = ["timeout", "maintenance"]
+    provider.queries["chan_a"] = ["not_found"]
+    start = timezone.now()
+    with time_machine.travel(start, tick=False) as clock:
+        run(queued.pop(0))  # submit to A: timeout
+        clock.move_to(start + timedelta(seconds=121))
+        run(queued.pop(0))  # query A: not found → earlier send proven not sent; resubmit refused → leaves A
+        run(queued.pop(0))  # routed to B, paid
+    w = fresh(w)
+    assert (w.status, w.channel_code, w.unknown_count) == (Status.PAID, "chan_b", 1)
+    attempts = list(w.payout_attempts.order_by("number"))
+    assert [(a.number, a.channel_code, a.channel_name, a.order_no, a.amount) for a in attempts] == [
+        (1, "chan_a", "通道A", w.order_no, w.net_amount),
+        (2, "chan_b", "通道B", w.order_no, w.net_amount),
+    ]
+    assert attempts[0].explanation["winner"] == "chan_a" and attempts[1].explanation["winner"] == "chan_b"
+    assert w.current_attempt_id == attempts[1].pk
+    story = [(a.attempt.number, a.source, a.outcome, a.reason_code, a.moved_on) for a in w.payout_answers.all()]
+    assert story == [
+        (1, "submit", "unknown", "", False),
+        (1, "query", "not_found", "", False),
+        (1, "query", "proven_not_sent", "", False),
+        (1, "submit", "refused", "channel_unavailable", True),
+        (2, "submit", "succeeded", "", False),
+    ]
+    assert excluded_channels(w) == ("chan_a",)
+
+    from django.test import Client
+
+    from accounts.services import api_key_create
+
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {api_key_create(merchant=m)}")
+    body = api.get(f"/api/v1/withdrawals/{w.pk}").json()
+    assert [(a["number"], a["channel"], [x["outcome"] for x in a["answers"]]) for a in body["payout_attempts"]] == [
+        (1, "通道A", ["unknown", "not_found", "proven_not_sent", "refused"]),
+        (2, "通道B", ["succeeded"]),
+    ]
+    assert body["channel"]["name"] == "通道B"
+    assert body["payout_attempts"][0]["started_at"].endswith("Z")  # UTC, like every time in the API
+    shown = str(body["payout_attempts"])
+    assert "chan_a" not in shown and "winner" not in shown  # codes and routing internals stay inside
+
+
+def test_the_attempt_tables_refuse_updates_and_deletes(provider, queued, monkeypatch):
+    from django.db import DatabaseError, connection, transaction
+
+    from withdrawals.models import PayoutAnswer, PayoutAttempt
+
+    risk(monkeypatch, "allow")
+    w = submit(MerchantFactory(credit=500_000))
+    run(queued.pop(0))
+    assert fresh(w).status == Status.PAID
+    for model in (PayoutAttempt, PayoutAnswer):
+        table = model._meta.db_table
+        for sql in (f"UPDATE {table} SET channel_code = 'x'", f"DELETE FROM {table}"):
+            with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cur:
+                cur.execute(sql)
+        assert model.objects.filter(withdrawal=w).count() == 1

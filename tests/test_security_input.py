@@ -14,6 +14,7 @@ from accounts.services import api_key_create
 from channels.base import InvalidCallback
 from tests.factories import ChannelFactory, MerchantFactory, reviewer
 from tests.staff import staff_client
+from withdrawals.attempts import routing_explanation
 from withdrawals.models import Status, Withdrawal
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -153,8 +154,9 @@ def test_api_withdrawal_shows_the_channel_name_and_arrival_only(sandbox_channel)
         HTTP_IDEMPOTENCY_KEY="rt-1",
     ).json()
     w = Withdrawal.objects.get(pk=created["id"])
-    assert w.routing.get("candidates") and w.channel_code  # the full explanation is stored for the admin
-    winner = next(c for c in w.routing["candidates"] if c["channel"] == w.channel_code)
+    routing = routing_explanation(w)
+    assert routing.get("candidates") and w.channel_code  # the full explanation is stored for the admin
+    winner = next(c for c in routing["candidates"] if c["channel"] == w.channel_code)
     for body in (created, api.get(f"/api/v1/withdrawals/{w.pk}").json(), api.get("/api/v1/withdrawals").json()):
         text = json.dumps(body, ensure_ascii=False)
         for internal in ("routing", "candidates", "cost", "quota", "weights", "score", "why_not", "breaker"):

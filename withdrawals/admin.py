@@ -30,7 +30,8 @@ from risk.presenters import explanation_html, labels_html, linked_accounts_html
 if TYPE_CHECKING:
     from django_stubs_ext import StrPromise
 
-from .models import Status, Withdrawal, WithdrawalApproval, WithdrawalEvent, WithdrawalPolicy
+from .attempts import AttemptView, attempts_of, routing_explanation
+from .models import PayoutAnswer, Status, Withdrawal, WithdrawalApproval, WithdrawalEvent, WithdrawalPolicy
 from .reconciliation import statement_difference_apply_channel, statement_difference_resolve
 from .services import withdrawal_approve, withdrawal_reject
 
@@ -122,7 +123,7 @@ class WithdrawalAdmin(admin.ModelAdmin):
         "channel_code",
         "channel_reference",
         "routing_summary",
-        "routing_pretty",
+        "attempts_table",
         "quote",
         "attempts",
         "failure_code",
@@ -159,7 +160,7 @@ class WithdrawalAdmin(admin.ModelAdmin):
                     "channel_code",
                     "channel_reference",
                     "routing_summary",
-                    "routing_pretty",
+                    "attempts_table",
                     "quote",
                     "attempts",
                     "failure_code",
@@ -271,13 +272,11 @@ class WithdrawalAdmin(admin.ModelAdmin):
 
     @admin.display(description="路由解释")
     def routing_summary(self, obj: Withdrawal) -> str:
-        return routing_summary_html(obj.routing)
+        return routing_summary_html(routing_explanation(obj))
 
-    @admin.display(description="路由决策")
-    def routing_pretty(self, obj: Withdrawal) -> str:
-        return format_html(
-            "<pre style='white-space:pre-wrap'>{}</pre>", json.dumps(obj.routing, ensure_ascii=False, indent=2)
-        )
+    @admin.display(description="出款尝试与通道回复")
+    def attempts_table(self, obj: Withdrawal) -> str:
+        return attempts_html(attempts_of(obj))
 
     # --- review buttons ---------------------------------------------------------------------------------
     def get_urls(self) -> list[URLPattern]:
@@ -430,6 +429,38 @@ def routing_summary_html(routing: dict) -> str:
         routing.get("policy_text") or routing.get("policy", ""),
         routing.get("policy_reason", ""),
         routing.get("why", ""),
+        rows,
+    )
+
+
+def attempts_html(attempts: list[AttemptView]) -> str:
+    """Each attempt at a channel with every answer it gave, in order (append-only PayoutAttempt / PayoutAnswer)."""
+    if not attempts:
+        return "—"
+    outcome_text = dict(PayoutAnswer.Outcome.choices)
+    lines: list[tuple[object, ...]] = []
+    for a in attempts:
+        channel = a.channel_name or a.channel_code
+        if not a.answers:
+            lines.append((a.number, channel, "", "", "（尚无回复）", "", ""))
+        for answer in a.answers:
+            lines.append(
+                (
+                    a.number,
+                    channel,
+                    timezone.localtime(answer["at"]).strftime("%Y-%m-%d %H:%M:%S"),
+                    answer["source"],
+                    outcome_text.get(answer["outcome"], answer["outcome"]),
+                    " / ".join(x for x in (answer["reason_code"], answer["provider_code"], answer["action"]) if x),
+                    "已换通道" if answer["moved_on"] else "",
+                )
+            )
+    rows = format_html_join(
+        "", "<tr><td>#{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", lines
+    )
+    return format_html(
+        "<table><thead><tr><th>尝试</th><th>通道</th><th>时间</th><th>来源</th><th>结果</th><th>原因</th>"
+        "<th></th></tr></thead><tbody>{}</tbody></table>",
         rows,
     )
 

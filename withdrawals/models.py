@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django_fsm import FSMField, transition
 from simple_history.models import HistoricalRecords
 
@@ -71,7 +72,19 @@ class Withdrawal(models.Model):
 
     channel_code = models.CharField(max_length=40, blank=True, default="")
     channel_reference = models.CharField(max_length=100, blank=True, default="")
-    routing = models.JSONField(default=dict, blank=True, help_text="the routing decision and its explanation")
+    # The payout's life at the channels is in PayoutAttempt (one row per routing to a channel, with the routing
+    # explanation) and PayoutAnswer (every answer, append-only). These columns are what the worker and the
+    # sweeper filter on.
+    current_attempt = models.ForeignKey(
+        "PayoutAttempt", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    exclusions_reset_after = models.BigIntegerField(
+        default=0, help_text="channels left before this PayoutAnswer id may be tried again"
+    )
+    unknown_count = models.PositiveIntegerField(default=0, help_text="channel calls that gave no definite answer")
+    poll_count = models.PositiveIntegerField(default=0, help_text="queries answered 'still processing'")
+    awaiting_payee_since = models.DateTimeField(null=True, blank=True, help_text="WeChat: payee asked to confirm")
+    escalated_at = models.DateTimeField(null=True, blank=True, help_text="unknown outcome reported to operations")
     quote = models.JSONField(default=dict, blank=True, help_text="what the merchant was shown and confirmed")
     attempts = models.PositiveIntegerField(default=0)
     next_action_at = models.DateTimeField(null=True, blank=True, db_index=True)
@@ -249,3 +262,66 @@ class WithdrawalPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({'active' if self.active else 'inactive'})"
+
+
+class PayoutAttempt(models.Model):
+    """One routing of a withdrawal's payout to a channel, append-only: which channel, under which order number,
+    for how much, and why it was chosen (the routing explanation staff read in the admin). Everything the
+    channel answered about it is in PayoutAnswer."""
+
+    withdrawal = models.ForeignKey(Withdrawal, on_delete=models.PROTECT, related_name="payout_attempts")
+    number = models.PositiveIntegerField(help_text="1 for the first channel, 2 after a failover, …")
+    channel_code = models.CharField(max_length=40)
+    channel_name = models.CharField(max_length=100, blank=True, default="")
+    expected_arrival_seconds = models.PositiveIntegerField(null=True, blank=True)
+    order_no = models.CharField(max_length=40)
+    amount = models.BigIntegerField(help_text="fen sent to the payee (the withdrawal's net amount)")
+    policy = models.CharField(max_length=60, blank=True, default="")
+    explanation = models.JSONField(default=dict, blank=True, help_text="the routing decision: candidates, why")
+    admission_refused = models.JSONField(
+        default=dict, blank=True, help_text="channels that refused to admit it just before (breaker, quota)"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["withdrawal_id", "number"]
+        constraints = [models.UniqueConstraint(fields=["withdrawal", "number"], name="one_attempt_number")]
+
+    def __str__(self) -> str:
+        return f"{self.order_no} #{self.number} @ {self.channel_code}"
+
+
+class PayoutAnswer(models.Model):
+    """What a channel answered about a payout (or that it gave no definite answer), append-only, in order."""
+
+    class Outcome(models.TextChoices):
+        PROCESSING = "processing", "处理中"
+        AWAITING_PAYEE = "awaiting_payee", "待收款人确认"
+        SUCCEEDED = "succeeded", "已出款"
+        FAILED = "failed", "出款失败"
+        RETURNED = "returned", "银行退回"
+        NOT_FOUND = "not_found", "通道无此订单"
+        REFUSED = "refused", "通道未受理"
+        UNKNOWN = "unknown", "结果未知"
+        QUERY_FAILED = "query_failed", "查询失败"
+        PROVEN_NOT_SENT = "proven_not_sent", "此前请求确认未生效"
+
+    withdrawal = models.ForeignKey(Withdrawal, on_delete=models.PROTECT, related_name="payout_answers")
+    attempt = models.ForeignKey(PayoutAttempt, null=True, blank=True, on_delete=models.PROTECT, related_name="answers")
+    channel_code = models.CharField(max_length=40)
+    source = models.CharField(max_length=20, help_text="submit, query, callback, statement, worker")
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    reason_code = models.CharField(max_length=60, blank=True, default="")
+    provider_code = models.CharField(max_length=100, blank=True, default="")
+    action = models.CharField(max_length=20, blank=True, default="", help_text="what a refusal asked us to do")
+    moved_on = models.BooleanField(default=False, help_text="the payout left this channel after this answer")
+    channel_reference = models.CharField(max_length=100, blank=True, default="")
+    detail = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["withdrawal_id", "id"]
+        indexes = [models.Index(fields=["withdrawal", "moved_on"])]
+
+    def __str__(self) -> str:
+        return f"{self.withdrawal_id} @ {self.channel_code}: {self.outcome}"

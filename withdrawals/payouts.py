@@ -49,6 +49,7 @@ from wallets.models import Transfer
 from wallets.services import hold_post, transfer_reverse
 
 from . import dispatch
+from .attempts import Outcome, answer_record, attempt_open, excluded_channels, exclusions_reset, refusal_count
 from .lifecycle import (
     withdrawal_event_record,
     withdrawal_hold_release,
@@ -161,7 +162,7 @@ def payout_start(*, withdrawal_id: int, seq: int | None = None) -> Started | Non
         token = _claim(w, seq=seq)
         if token is None:
             return None
-        excluded = tuple(w.routing.get("excluded", []))
+        excluded = excluded_channels(w)
         refused: dict[str, str] = {}
         decision = None
         for _ in range(MAX_ADMISSION_TRIES):
@@ -188,16 +189,14 @@ def payout_start(*, withdrawal_id: int, seq: int | None = None) -> Started | Non
             if excluded:
                 # Every channel it could use refused it once (maintenance, breaker): those were definite
                 # refusals, nothing is pending there, so they may be tried again rather than waiting for ever.
-                w.routing = {**w.routing, "excluded": []}
-                w.save(update_fields=["routing"])
+                exclusions_reset(w)
+                w.save(update_fields=["exclusions_reset_after"])
             _release(w)
             w.next_action_at = timezone.now() + timedelta(seconds=NO_CHANNEL_RETRY_SECONDS)
             _save_lease(w)
             return None
         w.channel_code = decision.channel_code
-        w.routing = {**decision.explanation, "excluded": list(excluded), "history": w.routing.get("history", [])}
-        if refused:
-            w.routing["admission_refused"] = refused
+        attempt_open(w, decision=decision, admission_refused=refused)
         w.attempts += 1
         # A new channel: this is the first request it gets for the order number.
         w.channel_sends, w.channel_refusals = 1, 0
@@ -210,7 +209,7 @@ def payout_start(*, withdrawal_id: int, seq: int | None = None) -> Started | Non
             data={"channel": decision.channel_code, "why": decision.explanation.get("why", "")},
             extra_fields=(
                 "channel_code",
-                "routing",
+                "current_attempt",
                 "attempts",
                 "channel_sends",
                 "channel_refusals",
@@ -285,7 +284,7 @@ def payout_query_run(*, withdrawal_id: int, seq: int | None = None) -> None:
         result = channel_adapter(code=code).query(w.order_no)
     except ChannelUnknownOutcome as exc:
         channel_call_observe(channel_code=code, operation="query", started=began, error=exc)
-        payout_mark_unknown(withdrawal_id=withdrawal_id, detail=f"query: {exc.message}", lease=lease)
+        payout_mark_unknown(withdrawal_id=withdrawal_id, detail=f"query: {exc.message}", lease=lease, source="query")
         return
     except (ChannelRejected, ConfigError) as exc:
         channel_call_observe(channel_code=code, operation="query", started=began, error=exc)
@@ -295,6 +294,15 @@ def payout_query_run(*, withdrawal_id: int, seq: int | None = None) -> None:
             if not _holds(w, lease):
                 return
             _release(w)
+            answer_record(
+                w,
+                outcome=Outcome.QUERY_FAILED,
+                source="query",
+                channel_code=code,
+                reason_code=exc.reason_code,
+                provider_code=exc.provider_code,
+                detail=exc.message,
+            )
             withdrawal_event_record(
                 w, from_status=w.status, actor=None, actor_label="worker", reason=f"查询失败：{exc.message}"
             )
@@ -312,6 +320,7 @@ def payout_query_run(*, withdrawal_id: int, seq: int | None = None) -> None:
                 _release(w)
                 _save_lease(w)
                 return
+            answer_record(w, outcome=Outcome.NOT_FOUND, source="query", provider_code=result.provider_code)
             if w.status == Status.OUTCOME_UNKNOWN:
                 withdrawal_transition(
                     w, "confirm_processing", actor_label="worker", reason="通道无此订单，按原订单号重新提交"
@@ -327,6 +336,12 @@ def payout_query_run(*, withdrawal_id: int, seq: int | None = None) -> None:
                     actor_label="worker",
                     reason="通道确认此前的请求均未生效",
                     data={"sends": w.channel_sends, "refusals": w.channel_refusals},
+                )
+                answer_record(
+                    w,
+                    outcome=Outcome.PROVEN_NOT_SENT,
+                    source="query",
+                    detail=f"{w.channel_sends - w.channel_refusals} earlier request(s) never took effect",
                 )
                 w.channel_refusals = w.channel_sends
             w.attempts += 1
@@ -351,7 +366,7 @@ def payout_query_run(*, withdrawal_id: int, seq: int | None = None) -> None:
     payout_apply_result(withdrawal_id=withdrawal_id, result=result, source="query", expect_channel=code, lease=lease)
 
 
-def payout_mark_unknown(*, withdrawal_id: int, detail: str, lease: str | None = None) -> None:
+def payout_mark_unknown(*, withdrawal_id: int, detail: str, lease: str | None = None, source: str = "submit") -> None:
     with transaction.atomic(durable=True):
         w = withdrawal_lock(withdrawal_id)
         if lease is not None and not _holds(w, lease):
@@ -360,9 +375,9 @@ def payout_mark_unknown(*, withdrawal_id: int, detail: str, lease: str | None = 
         if w.status not in IN_FLIGHT:
             _save_lease(w)
             return
-        n = w.routing.get("unknown_count", 0) + 1
-        w.routing = {**w.routing, "unknown_count": n}
-        delay = _backoff(POLL_BACKOFF, n - 1)
+        answer_record(w, outcome=Outcome.UNKNOWN, source=source, detail=detail)
+        w.unknown_count += 1
+        delay = _backoff(POLL_BACKOFF, w.unknown_count - 1)
         w.next_action_at = timezone.now() + timedelta(seconds=delay)
         if w.status == Status.PROCESSING:
             withdrawal_transition(
@@ -372,10 +387,10 @@ def payout_mark_unknown(*, withdrawal_id: int, detail: str, lease: str | None = 
                 # Timeouts, lost answers and "system error" replies alike: the channel gave no definite answer.
                 reason="通道未给出确定结果，正在查询确认",
                 data={"detail": detail},
-                extra_fields=("routing", *LEASE_FIELDS),
+                extra_fields=("unknown_count", *LEASE_FIELDS),
             )
         else:
-            _save_lease(w, "routing")
+            _save_lease(w, "unknown_count")
         _enqueue_query(w, countdown=delay)
 
 
@@ -393,26 +408,33 @@ def payout_rejected(*, withdrawal_id: int, error: ChannelRejected, lease: str | 
             return
         w.channel_refusals += 1
         data = {"channel": w.channel_code, "code": error.reason_code, "provider_code": error.provider_code}
-        attempt = {**data, "action": str(error.action), "at": timezone.now().isoformat()}
-        history = [*w.routing.get("history", []), attempt]
-        w.routing = {**w.routing, "history": history}
-        if error.action == ErrorAction.FAIL:
-            # The payee account itself is refused (invalid, frozen, name mismatch): no request can pay it.
-            _save_lease(w, "channel_refusals")
-            _fail(w, error.reason_code, error.message, data=data)
-            return
+        fail = error.action == ErrorAction.FAIL
         # A transient refusal is definite too ("not accepted"): when the channel's breaker has opened meanwhile,
         # fail over now instead of waiting for a sick channel.
         breaker_open = error.action in (ErrorAction.RETRY, ErrorAction.BACKOFF) and (
             breaker_views(codes=[w.channel_code])[w.channel_code].state == ChannelBreaker.State.OPEN
         )
         wants_to_leave = error.action in (ErrorAction.REROUTE, ErrorAction.PAUSE_CHANNEL) or breaker_open
+        may_leave = w.channel_refusals >= w.channel_sends
+        answer_record(
+            w,
+            outcome=Outcome.REFUSED,
+            source="submit",
+            reason_code=error.reason_code,
+            provider_code=error.provider_code,
+            action=str(error.action),
+            moved_on=not fail and wants_to_leave and may_leave,
+            detail=error.message,
+        )
+        if fail:
+            # The payee account itself is refused (invalid, frozen, name mismatch): no request can pay it.
+            _save_lease(w, "channel_refusals")
+            _fail(w, error.reason_code, error.message, data=data)
+            return
         if error.action == ErrorAction.PAUSE_CHANNEL:
             channel_pause(code=w.channel_code, reason=f"{error.provider_code or error.reason_code}: {error.message}")
-        may_leave = w.channel_refusals >= w.channel_sends
         if wants_to_leave and may_leave:
             channel_quota_release(code=w.channel_code, order_no=w.order_no)
-            w.routing["excluded"] = sorted({*w.routing.get("excluded", []), w.channel_code})
             why = "通道熔断" if breaker_open else "无法出款"
             w.next_action_at = None
             withdrawal_transition(
@@ -421,19 +443,19 @@ def payout_rejected(*, withdrawal_id: int, error: ChannelRejected, lease: str | 
                 actor_label="worker",
                 reason=f"通道 {w.channel_code} {why}，改走其他通道",
                 data=data,
-                extra_fields=("routing", "channel_refusals", *LEASE_FIELDS),
+                extra_fields=("channel_refusals", *LEASE_FIELDS),
             )
             dispatch.enqueue_payout(w.pk, seq=w.action_seq)
             return
         table = RETRY_BACKOFF if error.action == ErrorAction.RETRY else tuple(t * 4 for t in RETRY_BACKOFF)
-        delay = _backoff(table, len(history) - 1)
+        delay = _backoff(table, refusal_count(w) - 1)
         if wants_to_leave and w.channel_last_sent_at is not None:
             # It wants to move but an earlier request may still land here: ask again as soon as that window has
             # closed (a "not found" then frees it), not after a long back-off.
             grace_ends = w.channel_last_sent_at + timedelta(seconds=settings.PAYOUT_IN_FLIGHT_GRACE_SECONDS)
             delay = min(delay, max(5, int((grace_ends - timezone.now()).total_seconds()) + 1))
         w.next_action_at = timezone.now() + timedelta(seconds=delay)
-        _save_lease(w, "routing", "channel_refusals")
+        _save_lease(w, "channel_refusals")
         stay = "" if not wants_to_leave else "；此前的请求可能仍在通道处理中，先查询确认，不换通道"
         withdrawal_event_record(
             w,
@@ -457,7 +479,7 @@ def _fail(w: Withdrawal, code: str, detail: str, *, data: dict) -> None:
         actor_label="worker",
         reason=error_message(code),
         data=data,
-        extra_fields=("failure_code", "failure_detail", "routing"),
+        extra_fields=("failure_code", "failure_detail"),
     )
     withdrawal_hold_release(w)
     withdrawal_notify(w, "withdrawal_failed", failure_code=w.failure_code, failure_detail=w.failure_detail)
@@ -486,6 +508,16 @@ def payout_apply_result(
             "channel_reference": result.channel_reference,
         }
         answering = expect_channel or w.channel_code
+        answer_record(
+            w,
+            outcome=str(result.status),
+            source=source,
+            channel_code=answering,
+            reason_code=result.reason_code,
+            provider_code=result.provider_code,
+            channel_reference=result.channel_reference,
+            detail=result.message,
+        )
         money_left = result.status in (PayoutStatus.SUCCEEDED, PayoutStatus.RETURNED)
         if expect_channel and w.channel_code != expect_channel:
             if money_left:
@@ -544,12 +576,12 @@ def payout_apply_result(
             if (
                 w.status == Status.PROCESSING
                 and result.status == PayoutStatus.AWAITING_PAYEE
-                and "awaiting_payee_since" not in w.routing
+                and w.awaiting_payee_since is None
             ):
                 # WeChat merchant transfer: the payee must confirm in WeChat; unclaimed after 24 h it fails
                 # (payee_unclaimed) and the hold is released. Until then we keep polling.
-                w.routing = {**w.routing, "awaiting_payee_since": timezone.now().isoformat()}
-                w.save(update_fields=["routing", "updated_at"])
+                w.awaiting_payee_since = timezone.now()
+                w.save(update_fields=["awaiting_payee_since", "updated_at"])
                 withdrawal_event_record(
                     w,
                     from_status=w.status,
@@ -561,11 +593,10 @@ def payout_apply_result(
             if w.status == Status.PROCESSING and held:
                 # Only the task that asked schedules the next question: a callback or a statement saying
                 # "still processing" must not start a second polling chain.
-                n = w.routing.get("poll_count", 0) + 1
-                w.routing = {**w.routing, "poll_count": n}
-                delay = _backoff(POLL_BACKOFF, n - 1)
+                w.poll_count += 1
+                delay = _backoff(POLL_BACKOFF, w.poll_count - 1)
                 w.next_action_at = timezone.now() + timedelta(seconds=delay)
-                w.save(update_fields=["routing", "next_action_at", "updated_at"])
+                w.save(update_fields=["poll_count", "next_action_at", "updated_at"])
                 _enqueue_query(w, countdown=delay)
         return "applied" if w.status != before else "unchanged"
 
@@ -652,17 +683,17 @@ def payout_escalate_unknown(*, now: datetime | None = None) -> int:
     channel's answer (or its statement) settles them."""
     now = now or timezone.now()
     deadline = now - timedelta(seconds=settings.WITHDRAWAL_UNKNOWN_ESCALATE_SECONDS)
-    due = Withdrawal.objects.filter(status=Status.OUTCOME_UNKNOWN, state_changed_at__lte=deadline).exclude(
-        routing__has_key="escalated_at"
+    due = Withdrawal.objects.filter(
+        status=Status.OUTCOME_UNKNOWN, state_changed_at__lte=deadline, escalated_at__isnull=True
     )
     raised = 0
     for wid in due.values_list("pk", flat=True)[:200]:
         with transaction.atomic(durable=True):
             w = withdrawal_lock(wid)
-            if w.status != Status.OUTCOME_UNKNOWN or "escalated_at" in w.routing or w.state_changed_at > deadline:
+            if w.status != Status.OUTCOME_UNKNOWN or w.escalated_at is not None or w.state_changed_at > deadline:
                 continue
-            w.routing = {**w.routing, "escalated_at": now.isoformat()}
-            w.save(update_fields=["routing", "updated_at"])
+            w.escalated_at = now
+            w.save(update_fields=["escalated_at", "updated_at"])
             waited = int((now - w.state_changed_at).total_seconds())
             withdrawal_event_record(
                 w,
@@ -682,7 +713,7 @@ def payout_escalate_unknown(*, now: datetime | None = None) -> int:
                     "order_no": w.order_no,
                     "amount": w.net_amount,
                     "waited_seconds": waited,
-                    "unknown_count": w.routing.get("unknown_count", 0),
+                    "unknown_count": w.unknown_count,
                 },
                 dedupe_key=f"unknown:{w.order_no}",
             )
@@ -713,7 +744,7 @@ def sweep(*, now: datetime | None = None) -> dict[str, int]:
         stuck_flagged_at__isnull=True,
     ).exclude(  # waiting up to 24 h for a WeChat payee to confirm is normal, not stuck
         status=Status.PROCESSING,
-        routing__has_key="awaiting_payee_since",
+        awaiting_payee_since__isnull=False,
         state_changed_at__gt=now - timedelta(seconds=PAYEE_CONFIRM_WINDOW_SECONDS + 3600),
     )
     for w in stuck[:200]:

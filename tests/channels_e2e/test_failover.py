@@ -11,6 +11,7 @@ from django.utils import timezone
 from channels.health import breaker_views
 from channels.models import ChannelAlert, ChannelBreaker
 from tests.factories import MerchantFactory
+from withdrawals.attempts import routing_explanation
 from withdrawals.models import Status, Withdrawal
 from withdrawals.selectors import withdrawal_ledger_problems
 from withdrawals.services import withdrawal_submit
@@ -57,7 +58,7 @@ def test_failing_channel_opens_its_breaker_payouts_fail_over_and_recovery_closes
         # number) and was paid there; everything after went to bank-direct.
         assert {w.channel_code for w in first[:opened_after]} == {"alipay"}
         assert {w.channel_code for w in first[opened_after:]} == {"bankdirect"}
-        routed = first[-1].routing
+        routed = routing_explanation(first[-1])
         alipay = next(c for c in routed["candidates"] if c["channel"] == "alipay")
         assert not alipay["eligible"] and any("circuit breaker open" in r for r in alipay["why_not"])
         for w in first:  # one payout per order at the gateway, on the channel that paid it

@@ -12,6 +12,7 @@ from accounts.services import api_key_create
 from channels.models import Channel, StatementDifference, StatementImport
 from tests.factories import MerchantFactory, card_for, reviewer
 from tests.staff import staff_client
+from withdrawals.attempts import routing_explanation
 from withdrawals.models import Status, Withdrawal
 from withdrawals.reconciliation import (
     reconcile_channels,
@@ -108,12 +109,13 @@ def test_routing_explanation_in_the_api_and_the_admin_and_the_ops_page(platform,
     ).withdrawal
     broker.settle([small.pk, large.pk, fast.pk])
     small, large, fast = (Withdrawal.objects.get(pk=w.pk) for w in (small, large, fast))
-    assert (small.channel_code, small.routing["policy"]) == ("alipay", "lowest_fee")
-    assert (large.channel_code, large.routing["policy"]) == ("bankdirect", "large_amount_bank_direct")
-    assert (fast.channel_code, fast.routing["policy"]) == ("alipay", "instant_fastest")
+    assert (small.channel_code, routing_explanation(small)["policy"]) == ("alipay", "lowest_fee")
+    assert (large.channel_code, routing_explanation(large)["policy"]) == ("bankdirect", "large_amount_bank_direct")
+    assert (fast.channel_code, routing_explanation(fast)["policy"]) == ("alipay", "instant_fastest")
+    assert [(a.number, a.policy) for a in large.payout_attempts.all()] == [(1, "large_amount_bank_direct")]
 
     # The full explanation is stored with the withdrawal and shown to staff in the admin ...
-    routing = large.routing
+    routing = routing_explanation(large)
     assert routing["winner"] == "bankdirect" and routing["why"]
     by_code = {c["channel"]: c for c in routing["candidates"]}
     assert by_code["bankdirect"]["components"]["fee"] >= 0 and "score" in by_code["bankdirect"]

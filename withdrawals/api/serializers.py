@@ -11,8 +11,9 @@ from rest_framework import serializers
 from accounts.models import PayoutAccount
 from channels.models import Channel
 from config.catalogue import action_dict, failure_describe
+from withdrawals.attempts import attempts_of
 from withdrawals.forms import BANK_NAMES
-from withdrawals.models import Withdrawal
+from withdrawals.models import PayoutAnswer, Withdrawal
 
 from .schema import ActionSerializer
 
@@ -112,6 +113,22 @@ RiskBody = inline_serializer(
 )
 
 
+class PayoutAnswerSerializer(serializers.Serializer):
+    """What the channel answered (``unknown``: no definite answer; ``refused``: it did not take the request)."""
+
+    outcome = serializers.ChoiceField(choices=PayoutAnswer.Outcome.choices)
+    at = UtcDateTimeField()
+
+
+class PayoutAttemptSerializer(serializers.Serializer):
+    """One channel the payout was sent to (``number`` 1, then 2 after a failover…) and its answers in order."""
+
+    number = serializers.IntegerField()
+    channel = serializers.CharField(help_text="the channel's display name")
+    started_at = UtcDateTimeField()
+    answers = PayoutAnswerSerializer(many=True)
+
+
 class WithdrawalSerializer(ApiModelSerializer):
     """A withdrawal as its merchant sees it."""
 
@@ -122,6 +139,7 @@ class WithdrawalSerializer(ApiModelSerializer):
     risk = serializers.SerializerMethodField()
     channel = serializers.SerializerMethodField()
     retried_by = serializers.SerializerMethodField()
+    payout_attempts = serializers.SerializerMethodField()
 
     class Meta:
         model = Withdrawal
@@ -146,6 +164,7 @@ class WithdrawalSerializer(ApiModelSerializer):
             "required_approvals",
             "retry_of",
             "retried_by",
+            "payout_attempts",
             "events",
         ]
 
@@ -172,16 +191,32 @@ class WithdrawalSerializer(ApiModelSerializer):
         scoring weights, the channels not chosen): the full routing explanation is for staff, in the admin."""
         if not w.channel_code:
             return None
-        chosen = next(
-            (c for c in (w.routing or {}).get("candidates", []) if c.get("channel") == w.channel_code),
-            None,
+        attempt = w.current_attempt
+        if attempt is not None and attempt.channel_code == w.channel_code:
+            return {"name": attempt.channel_name, "expected_arrival_seconds": attempt.expected_arrival_seconds}
+        channel = Channel.objects.filter(code=w.channel_code).only("name", "expected_arrival_seconds").first()
+        if channel is None:
+            return None
+        return {"name": channel.name, "expected_arrival_seconds": channel.expected_arrival_seconds}
+
+    @extend_schema_field(PayoutAttemptSerializer(many=True))
+    def get_payout_attempts(self, w: Withdrawal) -> list[dict[str, Any]]:
+        """Each channel the payout was sent to, in order, with what that channel answered and when (its name
+        only: how it was chosen stays with staff)."""
+        return list(
+            PayoutAttemptSerializer(
+                [
+                    {
+                        "number": a.number,
+                        "channel": a.channel_name,
+                        "started_at": a.started_at,
+                        "answers": [{"outcome": x["outcome"], "at": x["at"]} for x in a.answers],
+                    }
+                    for a in attempts_of(w)
+                ],
+                many=True,
+            ).data
         )
-        if chosen is None:
-            channel = Channel.objects.filter(code=w.channel_code).only("name", "expected_arrival_seconds").first()
-            if channel is None:
-                return None
-            return {"name": channel.name, "expected_arrival_seconds": channel.expected_arrival_seconds}
-        return {"name": chosen.get("name", ""), "expected_arrival_seconds": chosen.get("arrival")}
 
     def get_retried_by(self, w: Withdrawal) -> int | None:
         """The one retry of a failed withdrawal, if it was retried."""
