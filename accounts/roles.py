@@ -47,6 +47,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "wallets.view_transfer",
         "wallets.view_entry",
         "compliance.view_transactionreport",
+        "compliance.review_report",
         "compliance.file_report",
         "compliance.view_custodyreconciliation",
         "workdays.view_calendarday",

@@ -1,13 +1,20 @@
+from typing import Any
+
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
 
 from config.errors import DomainError
 from config.money import yuan_label
 
 from .models import CustodyReconciliation, TransactionReport
+from .presenters import grounds_sentences
 from .selectors import reports_due_today, reports_open, reports_overdue
-from .services import report_decide
+from .services import report_dismiss, report_file, report_narrative_edit, report_review
 
 
 class DeadlineFilter(admin.SimpleListFilter):
@@ -28,15 +35,59 @@ class DeadlineFilter(admin.SimpleListFilter):
 
 @admin.register(TransactionReport)
 class TransactionReportAdmin(admin.ModelAdmin):
-    list_display = ("id", "kind", "status", "subject_ref", "merchant_name", "amount_yuan", "deadline", "decided_by")
+    """Reports move draft → reviewed → filed or dismissed only through compliance.services (the list's actions
+    and the buttons on a report's page); the rows are never edited or deleted here."""
+
+    change_form_template = "admin/compliance/transactionreport_change_form.html"
+    list_display = (
+        "id",
+        "kind",
+        "status",
+        "subject_ref",
+        "merchant_name",
+        "amount_yuan",
+        "deadline",
+        "reviewed_by",
+        "decided_by",
+    )
     list_filter = (DeadlineFilter, "kind", "status")
     search_fields = ("subject_ref", "merchant_name", "holder_name")
-    actions = ["file_reports"]
-    readonly_fields = [f.name for f in TransactionReport._meta.fields]
+    actions = ["review_reports", "file_reports"]
+    fields = (
+        "kind",
+        "status",
+        "subject_ref",
+        "merchant_id",
+        "merchant_name",
+        "holder_name",
+        "id_number_masked",
+        "account_masked",
+        "amount_yuan",
+        "currency",
+        "channel",
+        "occurred_at",
+        "grounds_text",
+        "deadline",
+        "narrative",
+        "created_at",
+        "reviewed_by",
+        "reviewed_at",
+        "review_note",
+        "decided_by",
+        "decided_at",
+        "decision_note",
+    )
+    readonly_fields = fields
 
     @admin.display(description="金额", ordering="amount")
     def amount_yuan(self, obj: TransactionReport) -> str:
         return yuan_label(obj.amount)
+
+    @admin.display(description="报告理由 (grounds)")
+    def grounds_text(self, obj: TransactionReport) -> str:
+        return format_html(
+            "<ol>{}</ol>", format_html_join("", "<li>{}</li>", ((s,) for s in grounds_sentences(obj.grounds)))
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -45,22 +96,84 @@ class TransactionReportAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False  # filed or dismissed through report_decide (the action), never edited
+        return False  # moved through the services (actions, buttons), never edited
+
+    def has_review_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("compliance.review_report")
 
     def has_file_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("compliance.file_report")
 
-    @admin.action(description="报送所选报告 (file)", permissions=["file"])
-    def file_reports(self, request: HttpRequest, queryset: QuerySet[TransactionReport]) -> None:
+    def _bulk(self, request: HttpRequest, queryset: QuerySet[TransactionReport], step: Any, done_text: str) -> None:
         done = 0
         for report in queryset:
             try:
-                report_decide(report_id=report.pk, officer=request.user, file=True, note="filed from the admin")
+                step(report_id=report.pk, officer=request.user)
                 done += 1
             except DomainError as exc:
                 self.message_user(request, f"{report}: {exc.message}", messages.ERROR)
         if done:
-            self.message_user(request, f"已报送 {done} 份报告", messages.SUCCESS)
+            self.message_user(request, done_text.format(done), messages.SUCCESS)
+
+    @admin.action(description="复核所选报告 (review)", permissions=["review"])
+    def review_reports(self, request: HttpRequest, queryset: QuerySet[TransactionReport]) -> None:
+        self._bulk(request, queryset, report_review, "已复核 {} 份报告")
+
+    @admin.action(description="报送所选已复核报告 (file)", permissions=["file"])
+    def file_reports(self, request: HttpRequest, queryset: QuerySet[TransactionReport]) -> None:
+        self._bulk(request, queryset, report_file, "已报送 {} 份报告")
+
+    # --- the buttons on a report's page --------------------------------------------------------------------
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        report = self.get_object(request, object_id)
+        extra = dict(extra_context or {})
+        if report is not None:
+            status = TransactionReport.Status
+            extra.update(
+                can_review=self.has_review_permission(request) and report.status == status.DRAFT,
+                can_edit_narrative=self.has_review_permission(request)
+                and report.status in (status.DRAFT, status.REVIEWED),
+                can_decide=self.has_file_permission(request) and report.status == status.REVIEWED,
+                is_reviewer=report.reviewed_by_id == request.user.pk,
+            )
+        return super().change_view(request, object_id, form_url, extra)
+
+    def get_urls(self) -> list[URLPattern]:
+        def step(name: str) -> URLPattern:
+            return path(
+                f"<int:pk>/{name}/",
+                self.admin_site.admin_view(lambda request, pk: self._step(request, pk, name)),
+                name=f"compliance_transactionreport_{name}",
+            )
+
+        return [step("review"), step("narrative"), step("file"), step("dismiss"), *super().get_urls()]
+
+    def _step(self, request: HttpRequest, pk: int, name: str) -> HttpResponse:
+        get_object_or_404(TransactionReport, pk=pk)
+        back = HttpResponseRedirect(reverse("admin:compliance_transactionreport_change", args=[pk]))
+        if request.method != "POST":
+            return back
+        text = request.POST.get("text", "")
+        try:
+            if name == "review":
+                report_review(report_id=pk, officer=request.user, note=text)
+                self.message_user(request, "报告已复核", messages.SUCCESS)
+            elif name == "narrative":
+                report_narrative_edit(report_id=pk, officer=request.user, narrative=text)
+                self.message_user(request, "案情说明已保存", messages.SUCCESS)
+            elif name == "file":
+                report_file(report_id=pk, officer=request.user, note=text)
+                self.message_user(request, "报告已报送", messages.SUCCESS)
+            else:
+                report_dismiss(report_id=pk, officer=request.user, reason=text)
+                self.message_user(request, "报告已排除", messages.SUCCESS)
+        except DomainError as exc:
+            if exc.code == "permission_denied":
+                raise PermissionDenied from None
+            self.message_user(request, exc.message, messages.ERROR)
+        return back
 
 
 @admin.register(CustodyReconciliation)

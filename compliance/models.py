@@ -18,7 +18,8 @@ class TransactionReport(models.Model):
         SUSPICIOUS = "suspicious", "可疑交易报告"
 
     class Status(models.TextChoices):
-        DRAFT = "draft", "待处理"
+        DRAFT = "draft", "待复核"
+        REVIEWED = "reviewed", "已复核，待报送"
         FILED = "filed", "已报送"
         DISMISSED = "dismissed", "排除（无需报送）"
 
@@ -39,15 +40,26 @@ class TransactionReport(models.Model):
     occurred_at = models.DateTimeField()
     grounds = models.JSONField(default=list, blank=True, help_text="why: thresholds crossed, risk reasons")
     deadline = models.DateTimeField(help_text="when it must be filed by")
+    narrative = models.TextField(blank=True, default="", help_text="the officer's account of the case")
+    # draft → reviewed (reviewed_*) → filed or dismissed (decided_*). A dismissal needs a reason and a second
+    # officer: the one who dismisses is never the one who reviewed.
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.TextField(blank=True, default="")
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
     decided_at = models.DateTimeField(null=True, blank=True)
-    decision_note = models.TextField(blank=True, default="")
+    decision_note = models.TextField(blank=True, default="", help_text="filing reference, or why it was dismissed")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["status", "deadline"]
         constraints = [models.UniqueConstraint(fields=["kind", "subject_ref"], name="one_report_per_subject_kind")]
-        permissions = [("file_report", "Can file or dismiss AML reports")]
+        permissions = [
+            ("review_report", "Can review AML report drafts"),
+            ("file_report", "Can file or dismiss reviewed AML reports"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.subject_ref} {yuan_label(self.amount)}"

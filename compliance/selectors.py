@@ -10,7 +10,7 @@ from django.utils import timezone
 from .models import TransactionReport
 from .rules import cited_refs
 
-OPEN_STATUSES = (TransactionReport.Status.DRAFT,)
+OPEN_STATUSES = (TransactionReport.Status.DRAFT, TransactionReport.Status.REVIEWED)
 
 
 def reports_open() -> QuerySet[TransactionReport]:

@@ -96,18 +96,63 @@ def report_from_finding(finding: Finding, *, established_at: datetime | None = N
     )
 
 
-def report_decide(*, report_id: int, officer: Any, file: bool, note: str) -> TransactionReport:
-    """File or dismiss a draft. Dismissing needs a reason; both are final."""
+def _report_locked(report_id: int, *, allowed: tuple[str, ...]) -> TransactionReport:
+    report = TransactionReport.objects.select_for_update().get(pk=report_id)
+    if report.status not in allowed:
+        raise DomainError("report_invalid_state", details={"status": report.status, "allowed": list(allowed)})
+    return report
+
+
+def report_review(*, report_id: int, officer: Any, note: str = "", narrative: str | None = None) -> TransactionReport:
+    """draft → reviewed: an officer has checked the grounds (and may write the narrative)."""
+    if not officer.has_perm("compliance.review_report"):
+        raise DomainError("permission_denied")
+    with transaction.atomic():
+        report = _report_locked(report_id, allowed=(TransactionReport.Status.DRAFT,))
+        report.status = TransactionReport.Status.REVIEWED
+        report.reviewed_by, report.reviewed_at, report.review_note = officer, timezone.now(), note.strip()
+        if narrative is not None:
+            report.narrative = narrative.strip()
+        report.save(update_fields=["status", "reviewed_by", "reviewed_at", "review_note", "narrative"])
+    return report
+
+
+def report_narrative_edit(*, report_id: int, officer: Any, narrative: str) -> TransactionReport:
+    """The officer's narrative, editable until the report is filed or dismissed."""
+    if not officer.has_perm("compliance.review_report"):
+        raise DomainError("permission_denied")
+    with transaction.atomic():
+        report = _report_locked(report_id, allowed=(TransactionReport.Status.DRAFT, TransactionReport.Status.REVIEWED))
+        report.narrative = narrative.strip()
+        report.save(update_fields=["narrative"])
+    return report
+
+
+def report_file(*, report_id: int, officer: Any, note: str = "") -> TransactionReport:
+    """reviewed → filed: the report went to the regulator (``note``: e.g. the filing reference). Final."""
     if not officer.has_perm("compliance.file_report"):
         raise DomainError("permission_denied")
-    if not file and not note.strip():
-        raise DomainError("invalid_request", details={"note": "a dismissal needs a reason"})
     with transaction.atomic():
-        report = TransactionReport.objects.select_for_update().get(pk=report_id)
-        if report.status != TransactionReport.Status.DRAFT:
-            raise DomainError("invalid_state", details={"status": report.status})
-        report.status = TransactionReport.Status.FILED if file else TransactionReport.Status.DISMISSED
-        report.decided_by, report.decided_at, report.decision_note = officer, timezone.now(), note
+        report = _report_locked(report_id, allowed=(TransactionReport.Status.REVIEWED,))
+        report.status = TransactionReport.Status.FILED
+        report.decided_by, report.decided_at, report.decision_note = officer, timezone.now(), note.strip()
+        report.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+    return report
+
+
+def report_dismiss(*, report_id: int, officer: Any, reason: str) -> TransactionReport:
+    """reviewed → dismissed: not reportable, for a stated reason, by an officer other than the reviewer
+    (four eyes). Final."""
+    if not officer.has_perm("compliance.file_report"):
+        raise DomainError("permission_denied")
+    if not reason.strip():
+        raise DomainError("report_dismiss_reason_required")
+    with transaction.atomic():
+        report = _report_locked(report_id, allowed=(TransactionReport.Status.REVIEWED,))
+        if report.reviewed_by_id == officer.pk:
+            raise DomainError("report_same_reviewer")
+        report.status = TransactionReport.Status.DISMISSED
+        report.decided_by, report.decided_at, report.decision_note = officer, timezone.now(), reason.strip()
         report.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
     return report
 

@@ -399,6 +399,27 @@ CELERY_BEAT_SCHEDULE.update(
     }
 )
 
+# --- webhooks (issue 14: events to merchants' endpoints, webhooks.services) ---------------------------------
+# Each POST times out after this long (connect at most 5 s of it); redirects are never followed.
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1, maximum=60)
+# Retries: the first after this long, doubling, each wait at most the cap, until the window after the event.
+WEBHOOK_RETRY_FIRST_SECONDS = env_int("WEBHOOK_RETRY_FIRST_SECONDS", 10, minimum=1)
+WEBHOOK_RETRY_MAX_INTERVAL_SECONDS = env_int("WEBHOOK_RETRY_MAX_INTERVAL_SECONDS", 3600, minimum=1)
+WEBHOOK_RETRY_WINDOW_SECONDS = env_int("WEBHOOK_RETRY_WINDOW_SECONDS", 24 * 3600, minimum=60)
+# How long a worker owns a delivery while it sends it; a killed worker's claim expires and another sends it.
+WEBHOOK_LEASE_SECONDS = env_int("WEBHOOK_LEASE_SECONDS", 2 * WEBHOOK_TIMEOUT_SECONDS + 30, minimum=5)
+# An endpoint is disabled (and its merchant notified) after this many failed attempts in a row spanning at
+# least this long.
+WEBHOOK_DISABLE_AFTER_FAILURES = env_int("WEBHOOK_DISABLE_AFTER_FAILURES", 20, minimum=1)
+WEBHOOK_DISABLE_AFTER_SECONDS = env_int("WEBHOOK_DISABLE_AFTER_SECONDS", 24 * 3600, minimum=0)
+# Loopback / private destinations (and plain http) only in development and the test suite; production refuses
+# them at registration and again, after resolving the name, before every attempt (SSRF).
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = (DEBUG or TESTING) and env_bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", True)
+CELERY_BEAT_SCHEDULE["webhooks-deliver-due"] = {
+    "task": "webhooks.deliver_due",
+    "schedule": env_int("WEBHOOK_SWEEP_INTERVAL_SECONDS", 60, minimum=1),
+}
+
 # --- personal data at rest (security issue: field encryption, config.crypto) --------------------------------
 # AES-256 keys for ID, phone and account numbers: base64 of 32 random bytes, comma-separated, newest first. An
 # older key keeps decrypting until `manage.py pii_rotate_keys` has re-encrypted every row with the newest one.
@@ -423,27 +444,6 @@ def _production_problems() -> list[str]:
         problems.append(
             "SMS_PROVIDER must be aliyun in production (step-up codes must reach the merchant's phone): set "
             "SMS_PROVIDER=aliyun and ALIYUN_SMS_ACCESS_KEY_ID, ALIYUN_SMS_ACCESS_KEY_SECRET, ALIYUN_SMS_SIGN_NAME, "
-# --- webhooks (issue 14: events to merchants' endpoints, webhooks.services) ---------------------------------
-# Each POST times out after this long (connect at most 5 s of it); redirects are never followed.
-WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1, maximum=60)
-# Retries: the first after this long, doubling, each wait at most the cap, until the window after the event.
-WEBHOOK_RETRY_FIRST_SECONDS = env_int("WEBHOOK_RETRY_FIRST_SECONDS", 10, minimum=1)
-WEBHOOK_RETRY_MAX_INTERVAL_SECONDS = env_int("WEBHOOK_RETRY_MAX_INTERVAL_SECONDS", 3600, minimum=1)
-WEBHOOK_RETRY_WINDOW_SECONDS = env_int("WEBHOOK_RETRY_WINDOW_SECONDS", 24 * 3600, minimum=60)
-# How long a worker owns a delivery while it sends it; a killed worker's claim expires and another sends it.
-WEBHOOK_LEASE_SECONDS = env_int("WEBHOOK_LEASE_SECONDS", 2 * WEBHOOK_TIMEOUT_SECONDS + 30, minimum=5)
-# An endpoint is disabled (and its merchant notified) after this many failed attempts in a row spanning at
-# least this long.
-WEBHOOK_DISABLE_AFTER_FAILURES = env_int("WEBHOOK_DISABLE_AFTER_FAILURES", 20, minimum=1)
-WEBHOOK_DISABLE_AFTER_SECONDS = env_int("WEBHOOK_DISABLE_AFTER_SECONDS", 24 * 3600, minimum=0)
-# Loopback / private destinations (and plain http) only in development and the test suite; production refuses
-# them at registration and again, after resolving the name, before every attempt (SSRF).
-WEBHOOK_ALLOW_PRIVATE_ADDRESSES = (DEBUG or TESTING) and env_bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", True)
-CELERY_BEAT_SCHEDULE["webhooks-deliver-due"] = {
-    "task": "webhooks.deliver_due",
-    "schedule": env_int("WEBHOOK_SWEEP_INTERVAL_SECONDS", 10, minimum=1),
-}
-
             "ALIYUN_SMS_TEMPLATE_CODE"
         )
     else:

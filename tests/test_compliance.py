@@ -4,7 +4,7 @@ import pytest
 from django.core.management import call_command
 
 from compliance.models import CustodyReconciliation, TransactionReport
-from compliance.services import custody_reconcile, report_decide
+from compliance.services import custody_reconcile, report_dismiss, report_file, report_review
 from config.errors import DomainError
 from operations.compliance_jobs import compliance_scan
 from risk.contract import RiskDecision
@@ -45,22 +45,23 @@ def test_blocked_structuring_is_reported_as_suspicious(merchant_alice, monkeypat
     assert "risk_blocked" in report.grounds and "structuring_band" in report.grounds
 
 
-def test_only_compliance_officers_file_and_dismissal_needs_a_reason(merchant_alice, monkeypatch, reviewer_bob):
+def test_only_compliance_officers_review_and_file(merchant_alice, monkeypatch, reviewer_bob):
     submit(merchant_alice, 10_000, monkeypatch, outcome="block", reasons=["device_farm"])
     compliance_scan()
     report = TransactionReport.objects.get()
     with pytest.raises(DomainError) as exc:
-        report_decide(report_id=report.pk, officer=reviewer_bob, file=True, note="")
+        report_review(report_id=report.pk, officer=reviewer_bob)
     assert exc.value.code == "permission_denied"
     officer = reviewer("olivia", role="compliance_officer")
     with pytest.raises(DomainError) as exc:
-        report_decide(report_id=report.pk, officer=officer, file=False, note=" ")
-    assert exc.value.code == "invalid_request"
-    report_decide(report_id=report.pk, officer=officer, file=True, note="reported")
+        report_file(report_id=report.pk, officer=officer, note="")
+    assert exc.value.code == "report_invalid_state"  # reviewed first
+    report_review(report_id=report.pk, officer=officer, note="grounds checked")
+    report_file(report_id=report.pk, officer=officer, note="reported")
     assert TransactionReport.objects.get().status == "filed"
     with pytest.raises(DomainError) as exc:
-        report_decide(report_id=report.pk, officer=officer, file=False, note="again")
-    assert exc.value.code == "invalid_state"  # a decision is final
+        report_dismiss(report_id=report.pk, officer=reviewer("oscar", role="compliance_officer"), reason="again")
+    assert exc.value.code == "report_invalid_state"  # a decision is final
 
 
 def test_custody_reconciliation_segregates_and_balances(merchant_alice, monkeypatch):
