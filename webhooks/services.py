@@ -2,8 +2,8 @@
 
 - ``event_emit`` is called inside the transaction that changes state (withdrawals.lifecycle, wallets): the event
   row and one delivery per subscribed endpoint commit or roll back with it. After commit a task is enqueued per
-  delivery; a lost message (or a broker that is down) loses nothing, because the beat job ``webhooks.deliver_due``
-  finds every pending delivery that is due.
+  delivery, and one per retry with its countdown; a lost message (or a broker that is down) loses nothing,
+  because the beat job ``webhooks.deliver_due`` finds every pending delivery that is due.
 - A worker first **claims** a delivery (``select_for_update(skip_locked)``, a lease token, and the next attempt
   pushed to the lease's expiry), then POSTs with no lock held, then records the answer only if it still holds the
   claim. A worker killed in between leaves a claim that expires: the delivery is due again and another worker
@@ -233,11 +233,12 @@ def _window() -> timedelta:
     return timedelta(seconds=settings.WEBHOOK_RETRY_WINDOW_SECONDS)
 
 
-def deliveries_enqueue(delivery_ids: Iterable[int]) -> None:
-    """One delivery task per id, now. Called after commit; a message lost here is found by the beat job."""
+def deliveries_enqueue(delivery_ids: Iterable[int], *, countdown: int = 0) -> None:
+    """One delivery task per id, now or after ``countdown`` seconds. Called after commit; a message lost here
+    is found by the beat job."""
     task = app.tasks[DELIVER_TASK]
     for delivery_id in delivery_ids:
-        task.delay(delivery_id)
+        task.apply_async(args=(delivery_id,), countdown=countdown)
 
 
 def event_emit(
@@ -485,8 +486,13 @@ def delivery_attempt_record(*, claim: DeliveryClaim, result: AttemptResult, now:
                 delivery.next_attempt_at = None
                 outcome = "failed"
             else:
-                delivery.next_attempt_at = now + retry_delay(delivery.attempts)
+                wait = retry_delay(delivery.attempts)
+                delivery.next_attempt_at = now + wait
                 outcome = "retry"
+                # The retry is a message due then; the beat job is only the net for a lost one.
+                transaction.on_commit(
+                    lambda: deliveries_enqueue([delivery.pk], countdown=int(wait.total_seconds())), robust=True
+                )
             endpoint.consecutive_failures += 1
             endpoint.failing_since = endpoint.failing_since or result.started_at
         delivery.save()
