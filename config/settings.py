@@ -69,8 +69,8 @@ INSTALLED_APPS = [
     "csp",
     "workdays",  # the working-day calendar, below every app of ours but config
     "accounts",
-    "wallets",
     "webhooks",  # merchants' webhook endpoints, the event outbox and its delivery (issue 14)
+    "wallets",
     "channels",
     "risk",
     "compliance",
@@ -415,6 +415,7 @@ WEBHOOK_DISABLE_AFTER_SECONDS = env_int("WEBHOOK_DISABLE_AFTER_SECONDS", 24 * 36
 # Loopback / private destinations (and plain http) only in development and the test suite; production refuses
 # them at registration and again, after resolving the name, before every attempt (SSRF).
 WEBHOOK_ALLOW_PRIVATE_ADDRESSES = (DEBUG or TESTING) and env_bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", True)
+# The net under the delivery messages (a retry is a message with a countdown): lost messages, killed workers.
 CELERY_BEAT_SCHEDULE["webhooks-deliver-due"] = {
     "task": "webhooks.deliver_due",
     "schedule": env_int("WEBHOOK_SWEEP_INTERVAL_SECONDS", 60, minimum=1),
