@@ -18,7 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("config", "workdays", "accounts", "webhooks", "wallets", "channels", "risk", "compliance", "withdrawals", "operations")
+APPS = (
+    "config",
+    "workdays",
+    "accounts",
+    "webhooks",
+    "wallets",
+    "channels",
+    "risk",
+    "compliance",
+    "withdrawals",
+    "operations",
+)
 # Above every app; they may import anything, and nothing imports them. Their private-name use is checked too.
 ABOVE = ("simulation", "scripts")
 
