@@ -10,15 +10,17 @@ from functools import wraps
 from typing import Any, TypeVar, cast
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from accounts.models import Merchant, User
 from accounts.selectors import kyc_record_get
+from config.catalogue import failure_text
 from config.errors import DomainError
 from risk.sms import InboxMessage, mask_phone, sms_demo_inbox_latest
-from withdrawals.models import Withdrawal
+from withdrawals.models import Status, Withdrawal
 from withdrawals.selectors import withdrawal_of_merchant
 
 ViewT = TypeVar("ViewT", bound=Callable[..., HttpResponse])
@@ -96,3 +98,26 @@ def dev_sms(merchant: Merchant) -> dict[str, Any] | None:
 def wait_message(exc: DomainError) -> str:
     wait = exc.details.get("retry_after") if exc.code == "stepup_resend_too_soon" else None
     return f"验证码已发送，请 {wait} 秒后再重新获取" if wait else exc.message
+
+
+# Final states in which no money reached the payee: the pages show no arrival amount for them.
+UNPAID_FINAL_STATES = (Status.REJECTED, Status.FAILED, Status.CANCELLED, Status.REVERSED)
+
+
+def submitted_message(request: HttpRequest, w: Withdrawal, *, created: bool) -> None:
+    """The banner after a withdrawal (or its retry) was submitted: what actually happened to it, never a green
+    "申请成功" above a refusal."""
+    if not created:
+        messages.info(request, "这笔提现已经提交过，无需重复提交")
+    elif w.status == Status.REJECTED:
+        reason = failure_text(w.failure_code, w.failure_detail)
+        messages.error(
+            request,
+            f"提现未通过审核{f'：{reason}' if reason else ''}。资金已全额退回可提现余额，如有疑问请联系客服。",
+        )
+    elif w.status == Status.AWAITING_VERIFICATION:
+        messages.warning(request, "申请已提交：请在下方完成二次验证，验证通过后即出款")
+    elif w.status == Status.PENDING_REVIEW:
+        messages.info(request, "申请已提交，正在人工审核，审核通过后自动出款")
+    else:
+        messages.success(request, "申请成功")

@@ -50,6 +50,7 @@ from withdrawals.services import (
 )
 
 from .common import (
+    UNPAID_FINAL_STATES,
     client_ip,
     dev_sms,
     device_id,
@@ -57,6 +58,7 @@ from .common import (
     own_withdrawal,
     request_merchant,
     request_user,
+    submitted_message,
     wait_message,
 )
 
@@ -120,6 +122,10 @@ def _progress(w: Withdrawal, events: list[WithdrawalEvent]) -> list[dict[str, An
         outcome, labels[at] = "error", "已取消"
     else:  # reversed: it was paid, then the bank sent it back
         at, outcome, labels[2] = 2, "error", "银行退票"
+    if at > 0:
+        labels[0] = "审核通过"  # a finished step says how it ended, not what it was doing
+    if at > 1:
+        labels[1] = "已出款"
     steps = []
     for i, label in enumerate(labels):
         if i < at:
@@ -150,6 +156,7 @@ def _progress_context(w: Withdrawal) -> dict[str, Any]:
         "steps": _progress(w, events),
         "timeline": _timeline(events),
         "failure": failure_text(w.failure_code, w.failure_detail),
+        "unpaid_final": w.status in UNPAID_FINAL_STATES,
     }
 
 
@@ -343,5 +350,5 @@ def withdrawal_retry_view(request: HttpRequest, pk: int) -> HttpResponse:
         if exc.code == "already_retried":
             return redirect("merchant:withdrawal_detail", pk=exc.details["retry"])
         return redirect("merchant:withdrawal_detail", pk=pk)
-    messages.success(request, "申请成功" if result.created else "这笔提现已经提交过，无需重复提交")
+    submitted_message(request, result.withdrawal, created=result.created)
     return redirect("merchant:withdrawal_detail", pk=result.withdrawal.pk)

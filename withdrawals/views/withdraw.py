@@ -24,7 +24,7 @@ from withdrawals.models import Speed
 from withdrawals.selectors import AccountOption, payout_account_options
 from withdrawals.services import withdrawal_quote, withdrawal_submit
 
-from .common import client_ip, device_id, merchant_required, request_merchant, request_user
+from .common import client_ip, device_id, merchant_required, request_merchant, request_user, submitted_message
 
 DRAFT_SALT = "withdrawals.web.draft"
 DRAFT_MAX_AGE_SECONDS = 30 * 60
@@ -214,10 +214,7 @@ def withdraw_confirm(request: HttpRequest) -> HttpResponse:
     except DomainError as exc:
         # quote_expired: the page is rendered again with the new quote and its fee as expected_fee.
         return _confirm_page(request, token, draft, error=exc.message)
-    if result.created:
-        messages.success(request, "申请成功")
-    else:
-        messages.info(request, "这笔提现已经提交过，无需重复提交")
+    submitted_message(request, result.withdrawal, created=result.created)
     return redirect("merchant:withdrawal_detail", pk=result.withdrawal.pk)
 
 
