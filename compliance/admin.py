@@ -11,6 +11,7 @@ from django.utils.html import format_html, format_html_join
 from config.errors import DomainError
 from config.money import yuan_label
 
+from .exports import reports_csv, reports_xml
 from .models import CustodyReconciliation, TransactionReport
 from .presenters import grounds_sentences
 from .selectors import reports_due_today, reports_open, reports_overdue
@@ -52,7 +53,7 @@ class TransactionReportAdmin(admin.ModelAdmin):
     )
     list_filter = (DeadlineFilter, "kind", "status")
     search_fields = ("subject_ref", "merchant_name", "holder_name")
-    actions = ["review_reports", "file_reports"]
+    actions = ["review_reports", "file_reports", "export_csv", "export_xml"]
     fields = (
         "kind",
         "status",
@@ -122,6 +123,18 @@ class TransactionReportAdmin(admin.ModelAdmin):
     @admin.action(description="报送所选已复核报告 (file)", permissions=["file"])
     def file_reports(self, request: HttpRequest, queryset: QuerySet[TransactionReport]) -> None:
         self._bulk(request, queryset, report_file, "已报送 {} 份报告")
+
+    @admin.action(description="导出所选报告 CSV (export for filing)", permissions=["file"])
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[TransactionReport]) -> HttpResponse:
+        response = HttpResponse(reports_csv(queryset.order_by("pk")), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="transaction-reports.csv"'
+        return response
+
+    @admin.action(description="导出所选报告 XML (export for filing, XSD-valid)", permissions=["file"])
+    def export_xml(self, request: HttpRequest, queryset: QuerySet[TransactionReport]) -> HttpResponse:
+        response = HttpResponse(reports_xml(queryset.order_by("pk")), content_type="application/xml")
+        response["Content-Disposition"] = 'attachment; filename="transaction-reports.xml"'
+        return response
 
     # --- the buttons on a report's page --------------------------------------------------------------------
     def change_view(

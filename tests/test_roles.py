@@ -117,7 +117,10 @@ MATRIX: dict[str, dict[str, str]] = {
 }
 # Bulk actions (besides Django's delete_selected, covered by "d") per model and role.
 BULK_ACTIONS: dict[str, dict[str, set[str]]] = {
-    "compliance.transactionreport": {"C": {"review_reports", "file_reports"}, "U": {"review_reports", "file_reports"}},
+    "compliance.transactionreport": {
+        "C": {"review_reports", "file_reports", "export_csv", "export_xml"},
+        "U": {"review_reports", "file_reports", "export_csv", "export_xml"},
+    },
     "payment_channels.channelalert": {"O": {"acknowledge"}, "U": {"acknowledge"}},
     "payment_channels.statementdifference": {"O": {"follow_statement"}, "U": {"follow_statement"}},
     "webhooks.webhookdelivery": {"O": {"replay"}, "U": {"replay"}},
