@@ -361,3 +361,49 @@ def test_every_attempt_error_code_and_the_notification_are_in_the_catalogue():
     assert sorted(c for c in services.ATTEMPT_ERROR_CODES if c not in CODES) == []
     assert "webhook_endpoint_disabled" in NOTIFICATIONS
     assert set(services.EVENT_TYPES) >= {f"withdrawal.{s}" for s in Status.values}
+
+
+def test_two_workers_claiming_one_delivery_at_once_get_it_once(merchant_alice, receiver, monkeypatch):
+    import threading
+
+    from django.db import connections
+
+    register(merchant_alice, receiver)
+    with monkeypatch.context() as lost:
+        lost.setattr(services, "deliveries_enqueue", lambda ids: None)
+        event = event_emit(merchant_id=merchant_alice.pk, type="credit.created", data={"n": 1})
+    delivery = WebhookDelivery.objects.get(event=event)
+    barrier = threading.Barrier(4)
+    claims = []
+
+    def worker() -> None:
+        try:
+            barrier.wait()
+            claims.append(delivery_claim(delivery_id=delivery.pk))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    won = [c for c in claims if c is not None]
+    assert len(claims) == 4 and len(won) == 1 and won[0].attempt == 1
+    delivery.refresh_from_db()
+    assert (delivery.attempts, delivery.lease_token) == (1, won[0].token)
+
+
+def test_a_failed_withdrawal_says_why_in_its_event(merchant_alice, receiver):
+    from tests.factories import card_for
+
+    register(merchant_alice, receiver, event_types=["withdrawal.failed"])
+    account = card_for(merchant_alice, "11")  # the sandbox says: invalid account
+    withdrawal_submit(merchant_id=merchant_alice.pk, payout_account_id=account.pk, amount=10_000)
+    (event,) = receiver.events.values()
+    assert (event["type"], event["data"]["status"], event["data"]["failure_code"]) == (
+        "withdrawal.failed",
+        "failed",
+        "invalid_account",
+    )
+    assert len(receiver.received) == 1  # the other changes of status are not subscribed
