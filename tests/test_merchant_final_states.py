@@ -80,3 +80,20 @@ def test_a_paid_withdrawal_shows_each_finished_step_by_how_it_ended(
     assert _messages(html) == [("success", "申请成功")]
     assert _steps(html) == [("done", "审核通过"), ("done", "已出款"), ("done", "已到账")]
     assert "未出款" not in html
+
+
+def test_a_wrong_step_up_code_says_how_many_tries_remain(
+    alice_client: Client, merchant_alice: Any, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    _risk(monkeypatch, "step_up", ["new_device"])
+    _, data = _confirm_form(alice_client, merchant_alice, "300.00")
+    response = _submit(alice_client, data, django_capture_on_commit_callbacks)
+    w = Withdrawal.objects.get()
+    assert w.status == Status.AWAITING_VERIFICATION
+    assert _messages(_html(alice_client.get(response["Location"]))) == [
+        ("warning", "申请已提交：请在下方完成二次验证，验证通过后即出款")
+    ]
+    wrong = alice_client.post(f"/withdrawals/{w.pk}/verify/", {"code": "000000"}, follow=True)
+    assert _messages(_html(wrong)) == [("error", "验证码错误或已过期，还可尝试 4 次")]  # STEPUP_MAX_FAILURES = 5
+    again = alice_client.post(f"/withdrawals/{w.pk}/verify/", {"code": "000001"}, follow=True)
+    assert _messages(_html(again)) == [("error", "验证码错误或已过期，还可尝试 3 次")]

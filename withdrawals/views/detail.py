@@ -236,7 +236,9 @@ def _post_action(request: HttpRequest, pk: int, action: Callable[[], object], su
     except DomainError as exc:
         if exc.code == "not_found":
             raise Http404
-        messages.error(request, exc.message)
+        left = exc.details.get("attempts_left")
+        tries = f"，还可尝试 {left} 次" if exc.code == "verification_failed" and isinstance(left, int) else ""
+        messages.error(request, exc.message + tries)
     else:
         messages.success(request, success)
     return redirect("merchant:withdrawal_detail", pk=pk)
