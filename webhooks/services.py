@@ -2,8 +2,8 @@
 
 - ``event_emit`` is called inside the transaction that changes state (withdrawals.lifecycle, wallets): the event
   row and one delivery per subscribed endpoint commit or roll back with it. After commit a task is enqueued per
-  delivery, and one per retry with its countdown; a lost message (or a broker that is down) loses nothing,
-  because the beat job ``webhooks.deliver_due`` finds every pending delivery that is due.
+  delivery, and one per retry due within five minutes (with its countdown); a lost message (or a broker that is
+  down) loses nothing, because the beat job ``webhooks.deliver_due`` finds every pending delivery that is due.
 - A worker first **claims** a delivery (``select_for_update(skip_locked)``, a lease token, and the next attempt
   pushed to the lease's expiry), then POSTs with no lock held, then records the answer only if it still holds the
   claim. A worker killed in between leaves a claim that expires: the delivery is due again and another worker
@@ -71,6 +71,9 @@ ERROR_HTTP_STATUS = "webhook_http_error"
 ERROR_REDIRECT = "webhook_redirect_refused"
 ERROR_ADDRESS = "webhook_address_not_allowed"
 ATTEMPT_ERROR_CODES = (ERROR_TIMEOUT, ERROR_CONNECTION, ERROR_HTTP_STATUS, ERROR_REDIRECT, ERROR_ADDRESS)
+# Retries sooner than this are messages with a countdown; later ones are left to the beat job (every minute), so
+# workers never hold hour-long ETA messages (past the broker's visibility timeout they would be sent again).
+RETRY_MESSAGE_MAX_WAIT = timedelta(minutes=5)
 
 
 # --- the wire format ----------------------------------------------------------------------------------------
@@ -489,10 +492,11 @@ def delivery_attempt_record(*, claim: DeliveryClaim, result: AttemptResult, now:
                 wait = retry_delay(delivery.attempts)
                 delivery.next_attempt_at = now + wait
                 outcome = "retry"
-                # The retry is a message due then; the beat job is only the net for a lost one.
-                transaction.on_commit(
-                    lambda: deliveries_enqueue([delivery.pk], countdown=int(wait.total_seconds())), robust=True
-                )
+                if wait <= RETRY_MESSAGE_MAX_WAIT:
+                    # A short wait is a message due then; the beat job is the net for a lost one.
+                    transaction.on_commit(
+                        lambda: deliveries_enqueue([delivery.pk], countdown=int(wait.total_seconds())), robust=True
+                    )
             endpoint.consecutive_failures += 1
             endpoint.failing_since = endpoint.failing_since or result.started_at
         delivery.save()
