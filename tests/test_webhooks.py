@@ -407,3 +407,38 @@ def test_a_failed_withdrawal_says_why_in_its_event(merchant_alice, receiver):
         "invalid_account",
     )
     assert len(receiver.received) == 1  # the other changes of status are not subscribed
+
+
+def test_the_example_clients_own_receiver_takes_each_event_once_and_refuses_a_forgery(merchant_alice):
+    import threading
+    import urllib.error
+    import urllib.request
+    from http.server import ThreadingHTTPServer
+
+    client = example_client()
+    store, printed = client.EventStore(), []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), client.WebhookReceiver)  # configured once the secret is known
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        endpoint, secret = endpoint_create(merchant_id=merchant_alice.pk, url=url)
+        server.RequestHandlerClass = client.WebhookReceiver.configured(secret, store, printed.append)
+        delivery = services.endpoint_test_send(endpoint_id=endpoint.pk)
+        services.delivery_replay(delivery_id=delivery.pk)  # the same event again
+        forged = urllib.request.Request(
+            url,
+            data=b'{"id":"x","type":"withdrawal.paid"}',
+            headers={"Webhook-Id": "x", "Webhook-Signature": "t=1,v1=00"},
+            method="POST",
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(forged, timeout=5)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert refused.value.code == 400
+    assert len(store.events) == 1 and store.duplicates == 1
+    assert [e["type"] for e in printed] == ["webhook.test"]
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("succeeded", 2)
