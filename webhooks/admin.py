@@ -1,5 +1,7 @@
 """Operations' delivery log: every delivery of every merchant's webhooks, read-only, with its attempts, and a
-replay action (``webhooks.replay_webhookdelivery``). Endpoints and secrets are the merchants' own pages'."""
+replay action (``webhooks.replay_webhookdelivery``); and the merchants' endpoints, read-only (which are failing,
+which were disabled and why). Registering, enabling and the secrets are the merchants' own pages' (a secret is
+never shown here)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from django.http import HttpRequest
 
 from config.errors import DomainError
 
-from .models import WebhookAttempt, WebhookDelivery
+from .models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from .services import delivery_replay
 
 REPLAY_PERMISSION = "webhooks.replay_webhookdelivery"
@@ -115,3 +117,44 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         messages.success(request, f"已重新发送 {replayed} 条投递")
         if refused:
             messages.warning(request, "；".join(refused))
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "merchant",
+        "url",
+        "event_types",
+        "enabled",
+        "consecutive_failures",
+        "failing_since",
+        "disabled_at",
+        "created_at",
+    )
+    list_filter = ("enabled",)
+    search_fields = ("url", "=merchant__id", "merchant__name")
+    list_select_related = ("merchant",)
+    fields = (
+        "merchant",
+        "url",
+        "description",
+        "event_types",
+        "enabled",
+        "consecutive_failures",
+        "failing_since",
+        "disabled_at",
+        "disabled_reason",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
