@@ -62,6 +62,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "payment_channels.change_channel",
         "webhooks.view_webhookdelivery",  # the delivery log of merchants' webhooks, read-only
         "webhooks.replay_webhookdelivery",  # and sending a delivery again
+        "webhooks.view_webhookendpoint",  # merchants' endpoints: which fail, which were disabled
         "wallets.view_ledgeraccount",
         "wallets.view_transfer",
         "workdays.view_calendarday",

@@ -110,6 +110,7 @@ MATRIX: dict[str, dict[str, str]] = {
     "wallets.ledgeraccount": {"C": "v", "O": "v", "U": "v"},
     "wallets.transfer": {"C": "v", "O": "v", "U": "v"},
     "webhooks.webhookdelivery": {"O": "v", "U": "v"},  # the delivery log: read-only, replay is a bulk action
+    "webhooks.webhookendpoint": {"O": "v", "U": "v"},  # read-only: the merchants register and enable them
     "withdrawals.reviewqueue": {"R": "v", "S": "v", "C": "v", "O": "v", "P": "v", "U": "v"},
     "withdrawals.withdrawal": {"R": "v", "S": "v", "C": "v", "O": "v", "P": "v", "U": "v"},
     "withdrawals.withdrawalpolicy": {"S": "vc", "U": "vacd"},
