@@ -14,7 +14,10 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import (
+    OpenApiAuthenticationExtension,
+    OpenApiSerializerExtension,
+)
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
@@ -38,6 +41,18 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
                 "made. Repeated failures lock the key and the address for a while (429 `login_locked`)."
             ),
         }
+
+
+class StrictSerializerSchema(OpenApiSerializerExtension):
+    """A body that refuses fields it does not know says so: ``additionalProperties: false``."""
+
+    target_class = "withdrawals.api.serializers.StrictSerializer"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema: AutoSchema, direction: str) -> dict[str, Any]:
+        schema: dict[str, Any] = auto_schema._map_basic_serializer(self.target, direction)
+        schema["additionalProperties"] = False
+        return schema
 
 
 # --- bodies -----------------------------------------------------------------------------------------------
@@ -146,13 +161,15 @@ def error_responses(*codes: str, auth: bool = True) -> dict[int, OpenApiResponse
     return responses
 
 
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,128}$"  # printable ASCII, no space: what any HTTP client sends unchanged
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
-    str,
+    {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN, "minLength": 1, "maxLength": 128},
     OpenApiParameter.HEADER,
     required=True,
     description=(
-        "Your unique key for this request (1–128 characters, e.g. a UUID or your own payout id). Sending the same "
+        "Your unique key for this request (1–128 printable ASCII characters without spaces, e.g. a UUID or your "
+        "own payout id); another key is 400 `invalid_request`, none 400 `idempotency_key_required`. Sending the same "
         "key with the same body again answers 200 with the withdrawal the first request made (nothing is paid "
         "twice); the same key with a different body is refused with 409 `idempotency_key_reused`."
     ),
@@ -212,6 +229,16 @@ def add_links(result: dict[str, Any], generator: Any, request: Any, public: bool
                 }
                 for name, (operation_id, description) in follow.items()
                 if operation_id in operation_ids
+            }
+    for path_item in result.get("paths", {}).values():
+        get = path_item.get("get")
+        if get and get.get("operationId") == "payout_accounts_list" and "withdrawals_create" in operation_ids:
+            get["responses"]["200"]["links"] = {
+                "WithdrawToFirstAccount": {
+                    "operationId": "withdrawals_create",
+                    "requestBody": {"amount": 10000, "payout_account": "$response.body#/results/0/id"},
+                    "description": "Withdraw 100.00 CNY to the first (the default) payout account.",
+                }
             }
     return result
 

@@ -4,6 +4,7 @@ import datetime as dt
 from typing import Any
 
 from django.db import models
+from drf_spectacular.drainage import set_override
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
@@ -14,6 +15,7 @@ from config.catalogue import action_dict, failure_describe
 from withdrawals.attempts import attempts_of
 from withdrawals.forms import BANK_NAMES
 from withdrawals.models import PayoutAnswer, Withdrawal
+from withdrawals.services import MAX_AMOUNT_FEN
 
 from .schema import ActionSerializer
 
@@ -64,23 +66,52 @@ class StrictIntegerField(serializers.Field):
         return value
 
 
+MAX_ID = 999_999_999_999_999_999  # ids in URLs have at most 18 digits
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL refuses NUL in text; the JSON parser refuses it (400) before any field
+
+
+class BoundedIntegerField(StrictIntegerField):
+    """A strict integer with bounds the schema states; a value outside them is the service's refusal (e.g.
+    ``invalid_amount``), which the schema therefore describes as invalid data."""
+
+    def __init__(self, *, minimum: int, maximum: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        set_override(self, "field", {"type": "integer", "minimum": minimum, "maximum": maximum})
+
+
 class WithdrawalCreateSerializer(StrictSerializer):
     """A withdrawal to make. Fields other than these are refused (400 ``invalid_request``)."""
 
-    amount = StrictIntegerField(help_text="fen to take from the available balance, the fee included (1 CNY = 100)")
-    payout_account = StrictIntegerField(help_text="the id of one of your payout accounts (GET /payout-accounts)")
+    amount = BoundedIntegerField(
+        minimum=1,
+        maximum=MAX_AMOUNT_FEN,
+        help_text="fen to take from the available balance, the fee included (1 CNY = 100 fen)",
+    )
+    payout_account = BoundedIntegerField(
+        minimum=1, maximum=MAX_ID, help_text="the id of one of your payout accounts (GET /payout-accounts)"
+    )
     speed = serializers.ChoiceField(
         choices=["instant", "standard", "t1"],
         default="standard",
         help_text="instant: within minutes (higher fee); standard: within 2 hours; t1: next working day",
     )
-    expected_fee = StrictIntegerField(
+    expected_fee = BoundedIntegerField(
+        minimum=0,
+        maximum=MAX_AMOUNT_FEN,
         required=False,
         help_text="the fee (fen) you showed your user; if the fee is now different the request is refused "
         "with 409 quote_expired instead of charging a fee nobody agreed to",
     )
-    device = serializers.CharField(
-        required=False, max_length=128, allow_blank=True, help_text="your user's device id, for risk checks"
+    device = set_override(
+        serializers.RegexField(
+            NO_NUL,
+            required=False,
+            max_length=128,
+            allow_blank=True,
+            help_text="your user's device id, for risk checks (no NUL character)",
+        ),
+        "field",
+        {"type": "string", "maxLength": 128, "pattern": NO_NUL},
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -30,7 +31,7 @@ from wallets.selectors import wallet_balances
 from withdrawals.models import Status, Withdrawal
 from withdrawals.services import withdrawal_cancel, withdrawal_submit
 
-from .schema import IDEMPOTENCY_KEY, WalletBody, error_responses, id_parameter
+from .schema import IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_PATTERN, WalletBody, error_responses, id_parameter
 from .serializers import PayoutAccountSerializer, WithdrawalCreateSerializer, WithdrawalSerializer
 
 MAX_PAGE = 100
@@ -44,6 +45,16 @@ class PartnerApiView(APIView):
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         with timezone.override(dt.UTC):
             return super().dispatch(request, *args, **kwargs)
+
+    #: the query parameters each method takes; any other is refused (a typo never silently widens a filter)
+    query_parameters: dict[str, frozenset[str]] = {}
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # authentication, permission, throttle first
+        allowed = self.query_parameters.get(request.method.lower() if request.method else "", frozenset())
+        unknown = sorted(set(request.query_params) - allowed)
+        if unknown:
+            raise DomainError("invalid_request", details={name: "unknown query parameter" for name in unknown})
 
 
 def _merchant(request: Request) -> Merchant:
@@ -157,6 +168,8 @@ class WalletView(PartnerApiView):
 
 
 class WithdrawalListView(PartnerApiView):
+    query_parameters = {"get": frozenset({"status", "limit", "before"})}
+
     @extend_schema(
         operation_id="withdrawals_list",
         summary="List withdrawals",
@@ -167,7 +180,9 @@ class WithdrawalListView(PartnerApiView):
             OpenApiParameter("status", str, enum=list(Status.values), description="only withdrawals in this state"),
             OpenApiParameter("limit", int, description="page size, 1–100 (default 20; out of range is clamped)"),
             OpenApiParameter(
-                "before", int, description="the `next_before` of the previous page (an id, 1 to 10^18 - 1)"
+                "before",
+                {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                description="the `next_before` of the previous page",
             ),
         ],
         responses={200: WithdrawalPage, **error_responses("invalid_request")},
@@ -182,7 +197,8 @@ class WithdrawalListView(PartnerApiView):
     )
     def get(self, request: Request) -> Response:
         qs = Withdrawal.objects.filter(merchant=_merchant(request)).order_by("-created_at", "-pk")
-        if status_filter := request.query_params.get("status"):
+        if "status" in request.query_params:  # present but empty is a mistake too, not "any status"
+            status_filter = request.query_params["status"]
             if status_filter not in Status.values:
                 raise DomainError("invalid_request", details={"status": f"one of {', '.join(Status.values)}"})
             qs = qs.filter(status=status_filter)
@@ -227,6 +243,10 @@ class WithdrawalListView(PartnerApiView):
         key = request.headers.get("Idempotency-Key", "").strip()
         if not key:
             raise DomainError("idempotency_key_required")
+        if not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, key):
+            raise DomainError(
+                "invalid_request", details={"Idempotency-Key": "1 to 128 printable ASCII characters, no spaces"}
+            )
         serializer = WithdrawalCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
