@@ -308,6 +308,9 @@ SPECTACULAR_SETTINGS = {
 PLATFORM_CURRENCY = "CNY"
 # A withdrawal that sits in one non-final state longer than this is flagged as stuck by the sweeper.
 WITHDRAWAL_STUCK_AFTER_SECONDS = env_int("WITHDRAWAL_STUCK_AFTER_SECONDS", 900, minimum=1)
+# T+1 withdrawals are paid together in a batch at this local time (HH:MM, Asia/Shanghai) on the first working
+# day (workdays calendar: weekends, public holidays and make-up working days) after the day they were submitted.
+T1_BATCH_TIME = env_str("T1_BATCH_TIME", "10:00")
 # The sweeper re-enqueues a withdrawal that has not moved for this long (lost broker message).
 WITHDRAWAL_REENQUEUE_AFTER_SECONDS = env_int("WITHDRAWAL_REENQUEUE_AFTER_SECONDS", 30, minimum=1)
 # After this long in outcome_unknown without a definite answer, operations is alerted.

@@ -73,7 +73,9 @@ CARD_MIX = [  # sandbox card suffix -> share of withdrawals (channels.sandbox_ru
     ("22", 0.03),  # frozen account: fails
     ("88", 0.04),  # paid, then returned by the bank: reversed
 ]
-SPEEDS = [("standard", 0.75), ("t1", 0.10), ("instant", 0.15)]
+# No T+1: a T+1 withdrawal waits for the next working day's batch (T1_BATCH_TIME), after the run ends; its payout
+# is the standard one, and the simulation (which moves the clock through batches) checks that it waits for it.
+SPEEDS = [("standard", 0.85), ("instant", 0.15)]
 NAMES = ["张伟", "王芳", "李娜", "刘洋", "陈静", "杨磊", "赵敏", "黄强", "周杰", "吴刚", "徐丽", "孙涛", "马超", "朱琳"]
 LIVE_PAYOUT = {"succeeded", "returned", "processing", "awaiting_payee"}
 CST = dt.timezone(dt.timedelta(hours=8))  # the platform's and the logs' local time (Asia/Shanghai)

@@ -4,12 +4,14 @@ book and what the simulation itself recorded (the fee it was quoted, the retries
 Bounds on how long a withdrawal may wait in one state (from ``state_changed_at``), beyond which it is stuck:
 
 - ``submitted``: 1 minute (submission decides in the same transaction; never seen from outside);
-- ``approved``: 2 hours (routing retries every minute; a paused channel is un-paused within an hour);
+- ``approved``: 2 hours (routing retries every minute; a paused channel is un-paused within an hour), counted
+  for a T+1 withdrawal from its batch time (the next working day at ``T1_BATCH_TIME``), which it must not pay
+  before;
 - ``processing``: 1 hour, 26 hours on WeChat (the payee has 24 hours to confirm);
 - ``outcome_unknown``: 2 hours (queries back off to 5 minutes; outages and maintenance last under an hour);
 - ``pending_review`` / ``awaiting_verification``: 48 hours — people, not the platform: the simulated reviewers
   work every day and merchants answer or cancel within a day, so longer means the platform lost it;
-- from approval to a final state: 27 hours; a payout the channel paid is booked within 2 hours; a bank
+- from approval (or a T+1 withdrawal's batch time) to a final state: 27 hours; a payout the channel paid is booked within 2 hours; a bank
   return is booked (reversed) within 48 hours (the next statement, then operations); every day's statement of
   every channel is imported by 04:00 two days later.
 """
@@ -67,6 +69,7 @@ class Checker:
         self._post_snapshot: dict[int, tuple[tuple[int, int], ...]] = {}
         self._reversal_checked: set[int] = set()  # reversals verified once (entries are append-only)
         self._has_retry_link = any(f.name == "retry_of" for f in Withdrawal._meta.get_fields())
+        self._has_t1_batch = any(f.name == "pay_not_before" for f in Withdrawal._meta.get_fields())
         self._tier_threshold = any(f.name == "dual_approval_threshold" for f in MerchantTier._meta.get_fields())
         self.checks = 0
 
@@ -199,6 +202,7 @@ class Checker:
             Withdrawal.objects.values(
                 "pk", "order_no", "merchant_id", "status", "amount", "fee", "net_amount", "channel_code",
                 "state_changed_at", "paid_at", "quote", *(["retry_of_id"] if self._has_retry_link else []),
+                *(["pay_not_before"] if self._has_t1_batch else []),
             )
         )  # fmt: skip
         first = {
@@ -238,6 +242,15 @@ class Checker:
             wid, status = w["pk"], w["status"]
             payouts = book.get(w["order_no"], [])
             moving = [p for p in payouts if p.status in MONEY_STATES]
+            # --- a T+1 withdrawal reaches a channel only in its batch --------------------------------------------
+            sent_at = first[Status.PROCESSING].get(wid)
+            if w.get("pay_not_before") is not None and sent_at is not None and sent_at < w["pay_not_before"]:
+                self.fail(
+                    "t1_before_batch",
+                    f"T+1 withdrawal {wid} was sent to a channel at {sent_at:%Y-%m-%d %H:%M}, before its batch at "
+                    f"{w['pay_not_before']:%Y-%m-%d %H:%M}",
+                    wid,
+                )
             # --- at most one payout per withdrawal, on its channel, none for an unpaid one ---------------------
             if len(moving) > 1:
                 where = ", ".join(f"{p.channel}:{p.status}" for p in moving)
@@ -334,7 +347,11 @@ class Checker:
             if bound is not None:
                 if status == Status.PROCESSING and w["channel_code"] == "wechat":
                     bound = WECHAT_PROCESSING_BOUND
-                waited = (now - w["state_changed_at"]).total_seconds()
+                batch_at = w.get("pay_not_before")
+                since = w["state_changed_at"]
+                if status == Status.APPROVED and batch_at is not None:
+                    since = max(since, batch_at)
+                waited = (now - since).total_seconds()
                 if waited > bound:
                     self.fail(
                         "stuck",
@@ -343,6 +360,8 @@ class Checker:
                         key=status,
                     )
                 approved_at = first[Status.APPROVED].get(wid)
+                if approved_at is not None and batch_at is not None:
+                    approved_at = max(approved_at, batch_at)
                 if approved_at is not None and (now - approved_at).total_seconds() > APPROVED_TO_FINAL:
                     self.fail(
                         "stuck",

@@ -7,11 +7,13 @@ Every expected number below is worked out by hand in its comment, never computed
 from __future__ import annotations
 
 import pytest
+import time_machine
 
 from config.errors import DomainError
 from tests.factories import ALICE_CREDIT
 from wallets.models import LedgerAccount, Transfer
 from wallets.selectors import ledger_problems, wallet_balances
+from withdrawals import payouts
 from withdrawals.fees import fee_for, policy_current
 from withdrawals.models import Status, Withdrawal, WithdrawalPolicy
 from withdrawals.selectors import withdrawal_ledger_problems
@@ -125,6 +127,11 @@ def test_submitted_withdrawal_is_charged_the_quoted_fee(merchant_alice, speed, f
     assert (w.speed, w.amount, w.fee, w.net_amount) == (speed, amount, fee, amount - fee)
     assert (w.quote["fee"], w.quote["quoted_fee"]) == (fee, fee)
     assert wallet_balances(merchant_id=merchant_alice.pk).available == ALICE_CREDIT - amount  # fee included
+    if speed == "t1":  # paid in the next working day's batch (tests/test_t1_batch.py): go there
+        assert w.status == Status.APPROVED and w.pay_not_before is not None
+        with time_machine.travel(w.pay_not_before, tick=False):
+            payouts.sweep()
+        w = Withdrawal.objects.get(pk=w.pk)
     assert w.status == Status.PAID  # the sandbox card pays at once: the fee is booked as revenue
     revenue = LedgerAccount.objects.get(kind=LedgerAccount.Kind.PLATFORM_FEE_REVENUE, currency=w.currency)
     assert revenue.balance == fee

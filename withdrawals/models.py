@@ -85,6 +85,8 @@ class Withdrawal(models.Model):
     poll_count = models.PositiveIntegerField(default=0, help_text="queries answered 'still processing'")
     awaiting_payee_since = models.DateTimeField(null=True, blank=True, help_text="WeChat: payee asked to confirm")
     escalated_at = models.DateTimeField(null=True, blank=True, help_text="unknown outcome reported to operations")
+    # T+1: the batch this withdrawal is paid in; nothing is sent to a channel before it.
+    pay_not_before = models.DateTimeField(null=True, blank=True, help_text="T+1: paid in the batch at this time")
     quote = models.JSONField(default=dict, blank=True, help_text="what the merchant was shown and confirmed")
     attempts = models.PositiveIntegerField(default=0)
     next_action_at = models.DateTimeField(null=True, blank=True, db_index=True)

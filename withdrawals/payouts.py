@@ -150,6 +150,8 @@ def payout_start(*, withdrawal_id: int, seq: int | None = None) -> Started | Non
         w = withdrawal_lock(withdrawal_id)
         if w.status != Status.APPROVED:
             return None
+        if w.pay_not_before is not None and w.pay_not_before > timezone.now():
+            return None  # T+1: its batch has not come yet (the sweeper sends it then); an early message does nothing
         if w.required_approvals > 1 and w.approvals.values("reviewer").distinct().count() < w.required_approvals:
             # Defence in depth: a withdrawal that needs two approvers never reaches a channel without them.
             if w.stuck_flagged_at is None:
@@ -738,14 +740,20 @@ def sweep(*, now: datetime | None = None) -> dict[str, int]:
         dispatch.enqueue_query(wid, seq=seq)
         counts["query"] += 1
     stuck_before = now - timedelta(seconds=settings.WITHDRAWAL_STUCK_AFTER_SECONDS)
-    stuck = Withdrawal.objects.filter(
-        status__in=[Status.APPROVED, Status.PROCESSING, Status.OUTCOME_UNKNOWN, Status.SUBMITTED],
-        state_changed_at__lte=stuck_before,
-        stuck_flagged_at__isnull=True,
-    ).exclude(  # waiting up to 24 h for a WeChat payee to confirm is normal, not stuck
-        status=Status.PROCESSING,
-        awaiting_payee_since__isnull=False,
-        state_changed_at__gt=now - timedelta(seconds=PAYEE_CONFIRM_WINDOW_SECONDS + 3600),
+    stuck = (
+        Withdrawal.objects.filter(
+            status__in=[Status.APPROVED, Status.PROCESSING, Status.OUTCOME_UNKNOWN, Status.SUBMITTED],
+            state_changed_at__lte=stuck_before,
+            stuck_flagged_at__isnull=True,
+        )
+        .exclude(  # a T+1 withdrawal waiting for its batch is on time until the batch is overdue
+            status=Status.APPROVED, pay_not_before__gt=stuck_before
+        )
+        .exclude(  # waiting up to 24 h for a WeChat payee to confirm is normal, not stuck
+            status=Status.PROCESSING,
+            awaiting_payee_since__isnull=False,
+            state_changed_at__gt=now - timedelta(seconds=PAYEE_CONFIRM_WINDOW_SECONDS + 3600),
+        )
     )
     for w in stuck[:200]:
         with transaction.atomic():

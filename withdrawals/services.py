@@ -38,7 +38,7 @@ from risk.stepup import (
 from wallets.services import hold_place
 
 from . import dispatch
-from .fees import ARRIVAL_TEXT, Quote, fee_for, policy_current
+from .fees import Quote, arrival_texts, fee_for, policy_current, t1_batch_at
 from .lifecycle import (
     withdrawal_event_record,
     withdrawal_hold_release,
@@ -97,7 +97,7 @@ def withdrawal_quote(*, amount: Any, speed: str, account_kind: str = PayoutAccou
     policy = policy_current()
     fee = fee_for(policy=policy, speed=speed, amount=amount)
     route = channel_route(account_kind=account_kind, amount=amount - fee, speed=speed) if amount > fee else None
-    zh, en = ARRIVAL_TEXT[Speed(speed)]
+    zh, en = arrival_texts(speed, timezone.now())
     return Quote(
         amount=amount,
         fee=fee,
@@ -208,8 +208,9 @@ def withdrawal_submit(
             else policy.dual_approval_threshold
         )
 
-        zh, en = ARRIVAL_TEXT[Speed(speed)]
+        zh, en = arrival_texts(speed, now)
         w = Withdrawal.objects.create(
+            pay_not_before=t1_batch_at(now) if speed == Speed.T1 else None,
             merchant=merchant,
             payout_account=account,
             order_no=_new_order_no(now),
@@ -425,7 +426,24 @@ def _apply_risk(w: Withdrawal, decision: RiskDecision, *, actor: User | None, st
     else:
         withdrawal_transition(w, "approve", actor_label="risk", reason="自动审核通过", data=data)
         if start_payout:
-            dispatch.enqueue_payout(w.pk, seq=w.action_seq)
+            _payout_start_when_due(w)
+
+
+def _payout_start_when_due(w: Withdrawal) -> None:
+    """An approved withdrawal goes to the worker now, or, for T+1, waits for its batch: the sweeper (a beat job,
+    every minute) sends every payout whose batch time has come, so a batch is paid together."""
+    if w.pay_not_before is not None and w.pay_not_before > timezone.now():
+        w.next_action_at = w.pay_not_before
+        w.save(update_fields=["next_action_at", "updated_at"])
+        withdrawal_event_record(
+            w,
+            from_status=w.status,
+            actor=None,
+            actor_label="system",
+            reason=f"T+1：等待 {timezone.localtime(w.pay_not_before):%m-%d %H:%M} 的批量出款",
+        )
+        return
+    dispatch.enqueue_payout(w.pk, seq=w.action_seq)
 
 
 # --- merchant actions -------------------------------------------------------------------------------------
@@ -452,7 +470,7 @@ def _verified(withdrawal_id: int, *, actor: User | None, reason: str) -> Withdra
             )
             return w
         withdrawal_transition(w, "approve", actor=actor, actor_label="merchant", reason=reason)
-        dispatch.enqueue_payout(w.pk, seq=w.action_seq)
+        _payout_start_when_due(w)
     return w
 
 
@@ -561,7 +579,7 @@ def withdrawal_approve(*, withdrawal_id: int, reviewer: User, note: str = "") ->
             data={"approvals": given},
         )
         _label(w, fraud=False, source=RiskLabel.Source.REVIEW_APPROVED)
-        dispatch.enqueue_payout(w.pk, seq=w.action_seq)
+        _payout_start_when_due(w)
     return w
 
 

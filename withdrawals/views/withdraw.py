@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.models import PayoutAccount
@@ -18,7 +19,7 @@ from accounts.selectors import payout_account_get
 from config.errors import DomainError, error_message
 from config.money import fen_to_yuan
 from wallets.selectors import wallet_balances
-from withdrawals.fees import ARRIVAL_TEXT, policy_current
+from withdrawals.fees import arrival_texts, policy_current
 from withdrawals.forms import BANK_NAMES, WithdrawForm, parse_yuan
 from withdrawals.models import Speed
 from withdrawals.selectors import AccountOption, payout_account_options
@@ -43,6 +44,7 @@ def _fee_rule(speed: str) -> str:
 
 def _speed_options(amount: int | None, account_kind: str = PayoutAccount.Kind.BANK_CARD) -> list[dict[str, Any]]:
     rows = []
+    now = timezone.now()
     for speed in Speed:
         fee = None
         if amount:
@@ -54,7 +56,7 @@ def _speed_options(amount: int | None, account_kind: str = PayoutAccount.Kind.BA
             {
                 "value": speed.value,
                 "label": speed.label,
-                "arrival": ARRIVAL_TEXT[speed][0],
+                "arrival": arrival_texts(speed.value, now)[0],
                 "rule": _fee_rule(speed.value),
                 "fee": fee,
             }
