@@ -442,3 +442,24 @@ def test_the_example_clients_own_receiver_takes_each_event_once_and_refuses_a_fo
     assert [e["type"] for e in printed] == ["webhook.test"]
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("succeeded", 2)
+
+
+def test_a_sale_in_its_freeze_window_is_credit_created_pending_then_credit_available(merchant_alice, receiver):
+    from wallets.services import release_due
+
+    merchant_alice.settlement_freeze_days = 2
+    merchant_alice.save(update_fields=["settlement_freeze_days"])
+    register(merchant_alice, receiver, event_types=["credit.created", "credit.available"])
+    with time_machine.travel(START, tick=False) as traveller:
+        merchant_sale_settle(merchant_id=merchant_alice.pk, order_ref="frozen-1", amount=8_800)
+        traveller.shift(timedelta(days=2, hours=1))
+        assert release_due().released == 1
+        assert release_due().released == 0  # released once, one event
+    events = sorted(receiver.events.values(), key=lambda e: e["created_at"])
+    assert [(e["type"], e["data"]["status"], e["data"]["order_ref"], e["data"]["amount"]) for e in events] == [
+        ("credit.created", "pending", "frozen-1", 8_800),
+        ("credit.available", "available", "frozen-1", 8_800),
+    ]
+    assert events[0]["data"]["available_at"] == "2026-12-03T02:00:00Z"
+    assert events[1]["created_at"] == "2026-12-03T03:00:00Z"
+    assert events[0]["data"]["id"] == events[1]["data"]["id"]  # the same credit

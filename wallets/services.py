@@ -253,6 +253,14 @@ def pending_release(*, transfer_id: int, merchant_id: int, reserve_required: int
             )
         sale.released = True
         sale.save(update_fields=["released"])
+        if release is not None:
+            event_emit(
+                merchant_id=merchant_id,
+                type="credit.available",
+                data=credit_webhook_data(sale, order_ref=sale.reference.split(":", 2)[-1], amount=amount),
+                occurred_at=release.created_at,
+                source_key=f"credit_available:{sale.pk}",
+            )
     return release
 
 

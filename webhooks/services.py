@@ -63,7 +63,12 @@ WITHDRAWAL_STATUSES = (
     "cancelled",
     "reversed",
 )
-EVENT_TYPES = (*(f"withdrawal.{s}" for s in WITHDRAWAL_STATUSES), "credit.created", TEST_EVENT_TYPE)
+EVENT_TYPES = (
+    *(f"withdrawal.{s}" for s in WITHDRAWAL_STATUSES),
+    "credit.created",
+    "credit.available",
+    TEST_EVENT_TYPE,
+)
 # Why an attempt failed: codes of config.catalogue.CODES, shown to the merchant in its words.
 ERROR_TIMEOUT = "webhook_timeout"
 ERROR_CONNECTION = "webhook_connection_failed"
