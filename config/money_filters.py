@@ -26,3 +26,12 @@ def yuan_plain(value: Any) -> str:
     if value is None or value == "":
         return ""
     return fen_to_yuan(int(value), grouping=False)
+
+
+@register.filter
+def yuan_change(value: Any) -> str:
+    """A balance change: 150 → "+¥1.50", -150 → "−¥1.50", 0 or nothing → "" (statements leave it blank)."""
+    if value is None or value == "" or int(value) == 0:
+        return ""
+    amount = int(value)
+    return f"{'+' if amount > 0 else '−'}¥{fen_to_yuan(abs(amount))}"

@@ -3,7 +3,7 @@
 from django.urls import path
 
 from . import views
-from .views import accounts, dashboard, detail, notifications, webhooks, withdraw
+from .views import accounts, dashboard, detail, notifications, statement, webhooks, withdraw
 
 app_name = "merchant"
 
@@ -23,6 +23,9 @@ urlpatterns = [
     path("withdrawals/<int:pk>/retry/", detail.withdrawal_retry_view, name="withdrawal_retry"),
     path("withdrawals/<int:pk>/face/", detail.withdrawal_face_start_view, name="withdrawal_face_start"),
     path("withdrawals/<int:pk>/face/complete/", detail.withdrawal_face_complete_view, name="withdrawal_face_complete"),
+    path("withdrawals/<int:pk>/receipt.pdf", statement.withdrawal_receipt, name="withdrawal_receipt"),
+    path("statement/", statement.statement_page, name="statement"),
+    path("statement.csv", statement.statement_csv, name="statement_csv"),
     path("security/totp/", accounts.security_totp, name="security_totp"),
     path("accounts/", accounts.payout_accounts, name="accounts"),
     path("accounts/<int:pk>/default/", accounts.payout_account_set_default, name="account_default"),

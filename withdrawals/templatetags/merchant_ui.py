@@ -8,7 +8,7 @@ from django import template
 
 from accounts.models import Notification
 from config.catalogue import failure_text
-from config.money_filters import yuan, yuan_plain
+from config.money_filters import yuan, yuan_change, yuan_plain
 from withdrawals.models import Status
 
 register = template.Library()
@@ -26,6 +26,7 @@ _BADGE: dict[str, str] = {
 # The money filters (config.money_filters) under this library too, so a merchant page loads one library.
 register.filter("yuan", yuan)
 register.filter("yuan_plain", yuan_plain)
+register.filter("yuan_change", yuan_change)
 
 
 @register.filter
