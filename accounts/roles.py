@@ -50,6 +50,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "compliance.review_report",
         "compliance.file_report",
         "compliance.view_custodyreconciliation",
+        "compliance.enter_bank_balance",
         "workdays.view_calendarday",
     ],
     # Channels' operational fields (pause / resume, quotas, maintenance windows), alerts, stuck payouts and

@@ -1,10 +1,13 @@
+from datetime import date
 from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.core.files.uploadedfile import UploadedFile
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
@@ -15,7 +18,16 @@ from .exports import reports_csv, reports_xml
 from .models import CustodyReconciliation, TransactionReport
 from .presenters import grounds_sentences
 from .selectors import reports_due_today, reports_open, reports_overdue
-from .services import report_dismiss, report_file, report_narrative_edit, report_review
+from .services import (
+    BankStatement,
+    custody_bank_balance_enter,
+    custody_bank_statement_import,
+    report_dismiss,
+    report_file,
+    report_narrative_edit,
+    report_review,
+    yuan_to_fen,
+)
 
 
 class DeadlineFilter(admin.SimpleListFilter):
@@ -189,26 +201,102 @@ class TransactionReportAdmin(admin.ModelAdmin):
         return back
 
 
+def _yuan_column(field: str, title: str) -> Any:
+    @admin.display(description=title, ordering=field)
+    def column(model_admin: admin.ModelAdmin, obj: CustodyReconciliation) -> str:
+        return yuan_label(getattr(obj, field))
+
+    return column
+
+
 @admin.register(CustodyReconciliation)
 class CustodyReconciliationAdmin(admin.ModelAdmin):
+    """The day's statement of segregated funds, written by compliance_daily; the custodian bank's balance (and
+    sub-accounts) is entered on the 录入银行余额 page or imported from the bank's statement CSV."""
+
+    change_list_template = "admin/compliance/custodyreconciliation_change_list.html"
     list_display = (
         "business_date",
         "ok",
-        "custody_ledger",
-        "merchant_funds",
-        "platform_funds",
-        "in_transit",
-        "ledger_difference",
-        "bank_balance",
-        "bank_difference",
+        "custody_ledger_yuan",
+        "merchant_funds_yuan",
+        "platform_funds_yuan",
+        "in_transit_yuan",
+        "ledger_difference_yuan",
+        "bank_balance_yuan",
+        "bank_difference_yuan",
+        "merchant_difference_yuan",
+        "platform_difference_yuan",
+        "in_transit_difference_yuan",
     )
     readonly_fields = [f.name for f in CustodyReconciliation._meta.fields]
+    custody_ledger_yuan = _yuan_column("custody_ledger", "账面托管")
+    merchant_funds_yuan = _yuan_column("merchant_funds", "商户资金")
+    platform_funds_yuan = _yuan_column("platform_funds", "平台资金")
+    in_transit_yuan = _yuan_column("in_transit", "通道在途")
+    ledger_difference_yuan = _yuan_column("ledger_difference", "账内差额")
+    bank_balance_yuan = _yuan_column("bank_balance", "银行余额")
+    bank_difference_yuan = _yuan_column("bank_difference", "银行 − 账面")
+    merchant_difference_yuan = _yuan_column("merchant_difference", "商户资金差额")
+    platform_difference_yuan = _yuan_column("platform_difference", "平台资金差额")
+    in_transit_difference_yuan = _yuan_column("in_transit_difference", "在途差额")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False  # written by compliance_daily
+        return False  # written by compliance_daily; the bank's figures through the bank page
 
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False  # the day's statement of segregated funds is a record to keep
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        extra = {**(extra_context or {}), "can_enter_bank": request.user.has_perm("compliance.enter_bank_balance")}
+        return super().changelist_view(request, extra)
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "bank/",
+                self.admin_site.admin_view(self.bank_view),
+                name="compliance_custodyreconciliation_bank",
+            ),
+            *super().get_urls(),
+        ]
+
+    def bank_view(self, request: HttpRequest) -> HttpResponse:
+        if not request.user.has_perm("compliance.enter_bank_balance"):
+            raise PermissionDenied
+        if request.method == "POST":
+            try:
+                upload = request.FILES.get("statement")
+                if isinstance(upload, UploadedFile):
+                    records = custody_bank_statement_import(
+                        text=upload.read().decode("utf-8-sig"), by=request.user, source=f"csv:{upload.name}"
+                    )
+                else:
+                    parts = {
+                        k: yuan_to_fen(request.POST[k]) if request.POST.get(k, "").strip() else None
+                        for k in ("merchant_funds", "platform_funds", "in_transit")
+                    }
+                    bank = BankStatement(balance=yuan_to_fen(request.POST.get("balance", "")), **parts)
+                    day = date.fromisoformat(request.POST.get("business_date", "").strip())
+                    records = [custody_bank_balance_enter(business_date=day, bank=bank, by=request.user)]
+            except ValueError as exc:
+                self.message_user(request, f"未能录入：{exc}", messages.ERROR)
+            except DomainError as exc:
+                self.message_user(request, f"未能录入：{exc.message} {exc.details or ''}", messages.ERROR)
+            else:
+                for r in records:
+                    level = messages.SUCCESS if r.ok else messages.WARNING
+                    text = "平" if r.ok else f"不平：银行 − 账面 {yuan_label(r.bank_difference)}"
+                    self.message_user(
+                        request, f"{r.business_date} 已录入银行余额 {yuan_label(r.bank_balance)}，{text}", level
+                    )
+                return HttpResponseRedirect(reverse("admin:compliance_custodyreconciliation_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "录入托管银行余额 (custody bank balance)",
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/compliance/custody_bank.html", context)

@@ -79,12 +79,25 @@ class CustodyReconciliation(models.Model):
         help_text="custody − (merchant + platform + in transit − suspense); must be 0"
     )
     bank_balance = models.BigIntegerField(null=True, blank=True, help_text="the custody bank's statement balance")
-    bank_difference = models.BigIntegerField(null=True, blank=True)
+    bank_difference = models.BigIntegerField(null=True, blank=True, help_text="bank balance − custody in the ledger")
+    # The bank's statement by segregated sub-account, when it gives one; each difference is bank − ledger.
+    bank_merchant_funds = models.BigIntegerField(null=True, blank=True)
+    bank_platform_funds = models.BigIntegerField(null=True, blank=True)
+    bank_in_transit = models.BigIntegerField(null=True, blank=True)
+    merchant_difference = models.BigIntegerField(null=True, blank=True)
+    platform_difference = models.BigIntegerField(null=True, blank=True)
+    in_transit_difference = models.BigIntegerField(null=True, blank=True)
+    bank_source = models.CharField(max_length=120, blank=True, default="", help_text="admin, or the statement file")
+    bank_entered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    bank_entered_at = models.DateTimeField(null=True, blank=True)
     ok = models.BooleanField()
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-business_date"]
+        permissions = [("enter_bank_balance", "Can enter the custody bank's balance")]
 
     def __str__(self) -> str:
         return f"{self.business_date} {'OK' if self.ok else 'MISMATCH'}"

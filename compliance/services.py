@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import csv
+import io
 import logging
+from dataclasses import dataclass
 from datetime import date, datetime, time
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
@@ -9,7 +13,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from channels.health import channel_alert_raise
+from channels.models import ChannelAlert
 from config.errors import DomainError
+from config.money import yuan_label
 from config.pii import mask_account, mask_id_number
 from wallets.models import LedgerAccount
 from workdays.selectors import add_working_days, next_working_day
@@ -157,9 +164,78 @@ def report_dismiss(*, report_id: int, officer: Any, reason: str) -> TransactionR
     return report
 
 
-def custody_reconcile(*, business_date: date | None = None, bank_balance: int | None = None) -> CustodyReconciliation:
-    """Segregation check of the day: user funds, platform funds and money in transit against custody."""
+@dataclass(frozen=True)
+class BankStatement:
+    """The custodian bank's closing balance of a day, in fen, and its segregated sub-accounts when it gives them."""
+
+    balance: int
+    merchant_funds: int | None = None
+    platform_funds: int | None = None
+    in_transit: int | None = None
+
+
+def _bank_apply(record: CustodyReconciliation, bank: BankStatement | None) -> None:
+    """Set the bank's figures (None: keep what was entered before) and every difference, bank − ledger."""
+    if bank is not None:
+        record.bank_balance = bank.balance
+        record.bank_merchant_funds = bank.merchant_funds
+        record.bank_platform_funds = bank.platform_funds
+        record.bank_in_transit = bank.in_transit
+
+    def diff(bank_value: int | None, ledger_value: int) -> int | None:
+        return None if bank_value is None else bank_value - ledger_value
+
+    record.bank_difference = diff(record.bank_balance, record.custody_ledger)
+    record.merchant_difference = diff(record.bank_merchant_funds, record.merchant_funds)
+    record.platform_difference = diff(record.bank_platform_funds, record.platform_funds)
+    record.in_transit_difference = diff(record.bank_in_transit, record.in_transit)
+    differences = (
+        record.bank_difference,
+        record.merchant_difference,
+        record.platform_difference,
+        record.in_transit_difference,
+    )
+    record.ok = record.ledger_difference == 0 and all(d in (None, 0) for d in differences)
+
+
+def _custody_alert(record: CustodyReconciliation) -> None:
+    parts = [f"账内差额 {yuan_label(record.ledger_difference)}"]
+    for label, value in (
+        ("银行 − 账面托管", record.bank_difference),
+        ("商户资金", record.merchant_difference),
+        ("平台资金", record.platform_difference),
+        ("通道在途", record.in_transit_difference),
+    ):
+        if value:
+            parts.append(f"{label} {yuan_label(value)}")
+    figures = "，".join(parts)
+    log.error("custody reconciliation %s failed: %s", record.business_date, figures)
+    channel_alert_raise(
+        kind=ChannelAlert.Kind.RECONCILIATION,
+        title=f"托管户对账不平 {record.business_date}：{figures}",
+        subject=f"custody:{record.business_date}",
+        detail={
+            "business_date": record.business_date.isoformat(),
+            "ledger_difference": record.ledger_difference,
+            "bank_difference": record.bank_difference,
+            "merchant_difference": record.merchant_difference,
+            "platform_difference": record.platform_difference,
+            "in_transit_difference": record.in_transit_difference,
+        },
+        severity=ChannelAlert.Severity.CRITICAL,
+        dedupe_key=f"custody:{record.business_date}:{figures}"[:120],
+    )
+
+
+def custody_reconcile(
+    *, business_date: date | None = None, bank_balance: int | None = None, bank: BankStatement | None = None
+) -> CustodyReconciliation:
+    """Segregation check of the day: user funds, platform funds and money in transit against custody in the
+    ledger, and custody against the bank when its balance is entered (``bank``, or a bank balance entered before
+    for the day, which a re-run keeps). A difference raises a critical operations alert."""
     business_date = business_date or timezone.localdate()
+    if bank is None and bank_balance is not None:
+        bank = BankStatement(balance=bank_balance)
     totals = dict(LedgerAccount.objects.values("kind").annotate(total=Sum("balance")).values_list("kind", "total"))
     kinds = LedgerAccount.Kind
     merchant = sum(totals.get(k, 0) or 0 for k in LedgerAccount.MERCHANT_KINDS)
@@ -167,28 +243,73 @@ def custody_reconcile(*, business_date: date | None = None, bank_balance: int | 
     in_transit = totals.get(kinds.CHANNEL_CLEARING, 0) or 0
     suspense = totals.get(kinds.SUSPENSE, 0) or 0
     custody = totals.get(kinds.CUSTODY, 0) or 0
-    difference = custody - (merchant + platform + in_transit - suspense)
-    bank_difference = None if bank_balance is None else bank_balance - custody
-    ok = difference == 0 and (bank_difference is None or bank_difference == 0)
-    record, _ = CustodyReconciliation.objects.update_or_create(
-        business_date=business_date,
-        defaults=dict(
-            custody_ledger=custody,
-            merchant_funds=merchant,
-            platform_funds=platform,
-            in_transit=in_transit,
-            suspense=suspense,
-            ledger_difference=difference,
-            bank_balance=bank_balance,
-            bank_difference=bank_difference,
-            ok=ok,
-        ),
-    )
-    if not ok:
-        log.error(
-            "custody reconciliation %s failed: ledger difference %s, bank difference %s",
-            business_date,
-            difference,
-            bank_difference,
-        )
+    with transaction.atomic():
+        record = CustodyReconciliation.objects.select_for_update().filter(business_date=business_date).first()
+        if record is None:
+            record = CustodyReconciliation(business_date=business_date)
+        record.custody_ledger, record.merchant_funds, record.platform_funds = custody, merchant, platform
+        record.in_transit, record.suspense = in_transit, suspense
+        record.ledger_difference = custody - (merchant + platform + in_transit - suspense)
+        _bank_apply(record, bank)
+        record.save()
+    if not record.ok:
+        _custody_alert(record)
     return record
+
+
+def custody_bank_balance_enter(
+    *, business_date: date, bank: BankStatement, by: Any, source: str = "admin"
+) -> CustodyReconciliation:
+    """The bank's closing balance of ``business_date`` (from the admin or a statement file) against that day's
+    reconciliation: its ledger figures stay as the day's run computed them (a day not yet run is run now)."""
+    if not by.has_perm("compliance.enter_bank_balance"):
+        raise DomainError("permission_denied")
+    if not CustodyReconciliation.objects.filter(business_date=business_date).exists():
+        custody_reconcile(business_date=business_date)
+    with transaction.atomic():
+        record = CustodyReconciliation.objects.select_for_update().get(business_date=business_date)
+        _bank_apply(record, bank)
+        record.bank_source, record.bank_entered_by, record.bank_entered_at = source[:120], by, timezone.now()
+        record.save()
+    if not record.ok:
+        _custody_alert(record)
+    return record
+
+
+STATEMENT_COLUMNS = ("business_date", "balance", "merchant_funds", "platform_funds", "in_transit")
+
+
+def yuan_to_fen(text: str) -> int:
+    """'1,234.56' or '¥1234.5' → 123456 fen, exactly (Decimal); ValueError for anything else."""
+    cleaned = text.strip().replace(",", "").replace("¥", "").replace("￥", "")
+    try:
+        value = Decimal(cleaned)
+    except InvalidOperation:
+        raise ValueError(f"not an amount in yuan: {text!r}") from None
+    if not value.is_finite() or value.as_tuple().exponent < -2:  # type: ignore[operator]
+        raise ValueError(f"not an amount in yuan with at most two decimals: {text!r}")
+    return int(value * 100)
+
+
+def custody_bank_statement_import(*, text: str, by: Any, source: str = "statement.csv") -> list[CustodyReconciliation]:
+    """A custodian bank statement as CSV: a header with business_date (YYYY-MM-DD) and balance (yuan), and
+    optionally merchant_funds, platform_funds, in_transit; one row per day. Checked whole before anything is
+    entered: a bad line is refused with its number."""
+    if not by.has_perm("compliance.enter_bank_balance"):
+        raise DomainError("permission_denied")
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    header = [h.strip() for h in reader.fieldnames or []]
+    if "business_date" not in header or "balance" not in header:
+        raise DomainError("invalid_request", details={"header": "business_date and balance are required"})
+    rows: list[tuple[date, BankStatement]] = []
+    for line, row in enumerate(reader, start=2):
+        row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+        try:
+            day = date.fromisoformat(row["business_date"])
+            parts = {k: yuan_to_fen(row[k]) if row.get(k) else None for k in STATEMENT_COLUMNS[2:]}
+            rows.append((day, BankStatement(balance=yuan_to_fen(row["balance"]), **parts)))
+        except (ValueError, KeyError) as exc:
+            raise DomainError("invalid_request", details={"line": line, "error": str(exc)}) from None
+    if not rows:
+        raise DomainError("invalid_request", details={"rows": "the statement has no rows"})
+    return [custody_bank_balance_enter(business_date=d, bank=b, by=by, source=source) for d, b in rows]
