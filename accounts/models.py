@@ -150,6 +150,10 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # Request signing (accounts.api_auth): when on, every request with this key carries an HMAC-SHA256 made with
+    # the signing secret, which is shown once and kept encrypted (the server must compute the same HMAC).
+    signing_required = models.BooleanField(default=False)
+    signing_secret = EncryptedTextField(blank=True, default="")
 
     @staticmethod
     def hash_secret(raw: str) -> str:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -429,6 +430,20 @@ def api_key_create(*, merchant: Merchant, label: str = "", raw: str | None = Non
         return raw
     ApiKey.objects.create(merchant=merchant, prefix=prefix, key_hash=ApiKey.hash_secret(raw), label=label)
     return raw
+
+
+def api_key_signing_set(*, merchant: Merchant, prefix: str, required: bool) -> str:
+    """Turn request signing on or off for one of the merchant's live keys. On: a new signing secret, returned
+    once (stored encrypted: the server computes the same HMAC); every request with the key must then be signed
+    (accounts.api_auth). Off: the secret is forgotten and \"\" is returned."""
+    key = ApiKey.objects.filter(merchant=merchant, prefix=prefix, revoked_at__isnull=True).first()
+    if key is None:
+        raise DomainError("not_found", details={"api_key": prefix})
+    secret = f"ss_{secrets.token_urlsafe(32)}" if required else ""
+    key.signing_required = required
+    key.signing_secret = secret
+    key.save(update_fields=["signing_required", "signing_secret"])
+    return secret
 
 
 def login_record(*, merchant: Merchant, ip: str, device: str, now: Any = None) -> None:

@@ -57,6 +57,10 @@ ACTIONS: dict[str, Action] = {
     "contact_support": Action("联系客服", "Contact support"),
     "fix_request": Action("修正请求后重试", "Correct the request and send it again"),
     "check_credentials": Action("核对 API 密钥", "Check the API key"),
+    "check_signature": Action(
+        "按接口文档核对签名方法和本机时钟，用新的随机数重新签名",
+        "Check the signing steps in the API docs and your clock, then sign again with a new nonce",
+    ),
     "view_retry": Action("查看重试的那笔提现", "See the retry"),
     "refresh": Action("刷新查看最新状态", "Reload to see the current state"),
     "ask_colleague": Action("请另一位同事复核", "Ask a colleague to approve"),
@@ -151,6 +155,28 @@ CODES: dict[str, CodeSpec] = {
         "view_retry",
     ),
     "authentication_failed": S(401, "API 密钥无效或已停用", "The API key is invalid or revoked", "check_credentials"),
+    # request signing (accounts.api_auth): a key with signing on needs every request signed
+    "signature_required": S(
+        401,
+        "该 API 密钥要求请求签名：请附带 X-Kamen-Timestamp、X-Kamen-Nonce 和 X-Kamen-Signature 请求头",
+        "This API key requires signed requests: send X-Kamen-Timestamp, X-Kamen-Nonce and X-Kamen-Signature",
+        "check_signature",
+    ),
+    "signature_invalid": S(
+        401, "请求签名不正确或格式有误", "The request signature is malformed or does not match", "check_signature"
+    ),
+    "signature_expired": S(
+        401,
+        "请求时间戳与服务器时间相差超过 5 分钟，请校准时钟后重新签名",
+        "The request timestamp is more than 5 minutes from the server's clock; fix the clock and sign again",
+        "check_signature",
+    ),
+    "signature_replayed": S(
+        401,
+        "该随机数（nonce）已被使用，请求被视为重放",
+        "This nonce was already used; the request is refused as a replay",
+        "check_signature",
+    ),
     "permission_denied": S(403, "无权执行此操作", "You are not allowed to do this", "contact_support"),
     "rate_limited": S(429, "请求过于频繁，请稍后再试", "Too many requests, try again later", "retry_later"),
     "internal_error": S(500, "服务器内部错误，请稍后重试", "Internal server error; try again later", "retry_later"),

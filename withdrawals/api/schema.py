@@ -38,7 +38,9 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
             "bearerFormat": "sk_<prefix>_<secret>",
             "description": (
                 "`Authorization: Bearer sk_<prefix>_<secret>`: an API key of a merchant, shown once when it is "
-                "made. Repeated failures lock the key and the address for a while (429 `login_locked`)."
+                "made. Repeated failures lock the key and the address for a while (429 `login_locked`). "
+                "A key with request signing on also needs `X-Kamen-Timestamp`, `X-Kamen-Nonce` and "
+                "`X-Kamen-Signature` on every request (see the description above and docs/api.md)."
             ),
         }
 
@@ -124,11 +126,19 @@ EXAMPLE_DETAILS: dict[str, dict[str, Any]] = {
     "authentication_failed": {"reason": "invalid or revoked API key"},
     "rate_limited": {"retry_after": 12.5},
     "login_locked": {"retry_after": 1800},
+    "signature_required": {"missing": ["X-Kamen-Signature"]},
+    "signature_invalid": {"reason": "the signature does not match the request"},
+    "signature_expired": {"timestamp": 1764400000, "server_time": 1764400400, "window_seconds": 300},
+    "signature_replayed": {"nonce": "k3Jd9sLq0PzX8vWb2NcM"},
 }
 
 # Every authenticated operation can answer these.
 AUTH_CODES = (
     "authentication_failed",
+    "signature_required",
+    "signature_invalid",
+    "signature_expired",
+    "signature_replayed",
     "rate_limited",
     "login_locked",
 )
@@ -249,7 +259,19 @@ withdraw programmatically. This schema is the contract: every operation lists it
 every error it can answer with. A human-readable guide is `docs/api.md` in the repository.
 
 **Authentication.** `Authorization: Bearer sk_<prefix>_<secret>`: an API key of a merchant, shown once when it
-is made.
+is made. A key with *request signing* on (per key, `manage.py api_key_signing PREFIX`) also signs every request
+with its signing secret:
+
+    X-Kamen-Timestamp: <unix seconds, within 300 s of the server's clock>
+    X-Kamen-Nonce: <16-64 characters of A-Z a-z 0-9 _ -, never reused>
+    X-Kamen-Signature: v1=<hex HMAC-SHA256(signing secret, string-to-sign)>
+
+    string-to-sign = METHOD "\\n" PATH?QUERY "\\n" TIMESTAMP "\\n" NONCE "\\n" hex(SHA-256(body))
+
+where PATH?QUERY is the path and query string exactly as sent and the body is the exact bytes sent (empty for a
+GET). Refusals are 401: `signature_required` (a header missing), `signature_expired` (outside the window),
+`signature_invalid` (malformed or not matching) and `signature_replayed` (the nonce was used before).
+`docs/api_client.py` is a standard-library client that signs.
 
 **Amounts** are integers in fen (1 CNY = 100 fen). **Times** are UTC, ISO 8601 (`2026-11-29T10:15:00.123456Z`).
 
