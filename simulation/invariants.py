@@ -11,9 +11,9 @@ Bounds on how long a withdrawal may wait in one state (from ``state_changed_at``
 - ``outcome_unknown``: 2 hours (queries back off to 5 minutes; outages and maintenance last under an hour);
 - ``pending_review`` / ``awaiting_verification``: 48 hours — people, not the platform: the simulated reviewers
   work every day and merchants answer or cancel within a day, so longer means the platform lost it;
-- from approval (or a T+1 withdrawal's batch time) to a final state: 27 hours; a payout the channel paid is booked within 2 hours; a bank
-  return is booked (reversed) within 48 hours (the next statement, then operations); every day's statement of
-  every channel is imported by 04:00 two days later.
+- from approval (or a T+1 withdrawal's batch time) to a final state: 27 hours; a payout the channel paid is
+  booked within 2 hours; a bank return is booked (reversed) within 48 hours (the next statement, then
+  operations); every day's statement of every channel is imported by 04:00 two days later.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from risk.contract import RiskDecision
+from risk.contract import Outcome, RiskDecision
 from tests.test_pages import _confirm_form, _html, _submit
 from withdrawals.models import Status, Withdrawal
 
@@ -24,7 +24,7 @@ def alice_client(merchant_alice: Any) -> Client:
     return client
 
 
-def _risk(monkeypatch: pytest.MonkeyPatch, outcome: str, reasons: list[str]) -> None:
+def _risk(monkeypatch: pytest.MonkeyPatch, outcome: Outcome, reasons: list[str]) -> None:
     monkeypatch.setattr(
         "withdrawals.services.risk_assess_withdrawal",
         lambda **kw: RiskDecision(outcome=outcome, score=99.0, reasons=reasons),

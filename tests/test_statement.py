@@ -7,13 +7,14 @@ from __future__ import annotations
 import csv
 import io
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
 from django.test import Client
 
+from accounts.models import Merchant
 from risk.contract import RiskDecision
 from tests.factories import MerchantFactory, card_for
 from wallets.selectors import merchant_statement
@@ -32,7 +33,7 @@ def story(monkeypatch: pytest.MonkeyPatch, sandbox_channel: Any) -> dict[str, An
         "withdrawals.services.risk_assess_withdrawal", lambda **kw: RiskDecision(outcome="allow", score=1.0)
     )
     with time_machine.travel(datetime(2026, 11, 2, 9, 0, tzinfo=CST), tick=False) as clock:
-        m = MerchantFactory(credit=500_000, username="stmt")
+        m = cast(Merchant, MerchantFactory(credit=500_000, username="stmt"))
         clock.move_to(datetime(2026, 11, 3, 10, 0, tzinfo=CST))
         account = m.payout_accounts.get(is_default=True)
         paid = withdrawal_submit(merchant_id=m.pk, payout_account_id=account.pk, amount=100_000).withdrawal
