@@ -23,7 +23,7 @@ from accounts.identity import id_number_valid
 from config.crypto import is_pii_hash, pii_hash
 
 from .contract import RiskDecision
-from .engine import DEFAULT_RULESET, ModelArtifact, RiskEngine, ruleset_from_dict, state
+from .engine import DEFAULT_RULESET, RiskEngine, model_from_dict, ruleset_from_dict, state
 from .engine.engine import DEFAULT
 from .engine.recorder import net24
 from .engine.state import MERCHANT
@@ -56,7 +56,7 @@ def risk_engine_build() -> RiskEngine:
         DbStore(),
         ruleset=ruleset_from_dict(active.rules) if active else DEFAULT_RULESET,
         shadow_ruleset=ruleset_from_dict(shadow.rules) if shadow else None,
-        model=ModelArtifact.from_dict(model_row.artifact) if model_row else DEFAULT,
+        model=model_from_dict(model_row.artifact) if model_row else DEFAULT,
     )
 
 
@@ -122,7 +122,7 @@ def _rows_for(event: dict[str, Any]) -> list[tuple[str, str | None]]:
     ip = event.get("ip")
     rows += [(state.DEVICE, event.get("device")), (state.IP, ip), (state.NET24, net24(ip))]
     if etype == "withdrawal_requested":
-        rows += [(state.CARD, str(event.get("card") or "")), (state.PLATFORM, "credits")]
+        rows += [(state.CARD, str(event.get("card") or "")), (state.PLATFORM, "credits"), (state.PLATFORM, "bursts")]
     elif etype == "bank_card_bound":
         rows.append((state.CARD, str(event.get("card") or "")))
     elif etype in ("phone_changed", "merchant_registered"):

@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_RISK = REPO.parent / "shared" / "risk"
 sys.path.insert(0, str(REPO))
 
-from risk.engine import InMemoryStore, ModelArtifact, RiskEngine, ruleset_from_dict  # noqa: E402
+from risk.engine import InMemoryStore, RiskEngine, load_model, ruleset_from_dict  # noqa: E402
 
 TYPOLOGIES = (
     "large_sudden",
@@ -270,7 +270,7 @@ def make_engine(options: dict[str, Any]) -> RiskEngine:
     if options.get("no_model"):
         kwargs["model"] = None
     elif options.get("model"):
-        kwargs["model"] = ModelArtifact.load(options["model"])
+        kwargs["model"] = load_model(options["model"])
     engine = RiskEngine(InMemoryStore(), **kwargs)
     engine.explain_all_features = bool(options.get("features"))
     return engine

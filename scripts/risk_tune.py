@@ -33,8 +33,9 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_RISK = REPO.parent / "shared" / "risk"
 sys.path.insert(0, str(REPO))
 
-from risk.engine import InMemoryStore, ModelArtifact, RiskEngine, ruleset_from_dict  # noqa: E402
+from risk.engine import InMemoryStore, ModelArtifact, RiskEngine, load_model, ruleset_from_dict  # noqa: E402
 from risk.engine.model import report, train  # noqa: E402
+from risk.engine.trees import train_trees  # noqa: E402
 
 
 def load_scorer() -> Any:
@@ -108,7 +109,7 @@ def make_engine(args: argparse.Namespace, *, explain_all: bool = False) -> RiskE
     if getattr(args, "no_model", False):
         kwargs["model"] = None
     elif getattr(args, "model", None):
-        kwargs["model"] = ModelArtifact.load(args.model)
+        kwargs["model"] = load_model(args.model)
     engine = RiskEngine(InMemoryStore(), **kwargs)
     engine.explain_all_features = explain_all
     return engine
@@ -184,6 +185,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_trees(args: argparse.Namespace) -> int:
+    """Train the gradient-boosted score on the harness's tuning sets (``risk_harness.py --features-out``)."""
+    rows: list[dict] = []
+    labels: list[bool] = []
+    sets: set[tuple[str, int]] = set()
+    for path in args.rows:
+        for record in read_jsonl(Path(path)):
+            if record.get("split") != "tune":
+                raise SystemExit(f"{path}: a row of a held-out set ({record.get('set')}); train on tune sets only")
+            rows.append(record["features"])
+            labels.append(bool(record["fraud"]))
+            sets.add((path, int(record["set"])))
+    print(f"{len(rows)} withdrawals ({sum(labels)} fraud) from {len(sets)} tuning sets")
+    artifact = train_trees(rows, labels, version=args.version, max_iter=args.trees, max_leaf_nodes=args.leaves)
+    metrics = {"trained_on": {"rows": len(rows), "fraud": sum(labels), "tuning_sets": len(sets),
+                              "files": [Path(p).name for p in args.rows]}}  # fmt: skip
+    final = artifact.__class__(**{**artifact.__dict__, "metrics": metrics})
+    final.save(args.out)
+    print(f"wrote {args.out}: {len(final.trees)} trees over {len(final.features)} features")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -204,6 +227,13 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--version", default="lr-1")
     t.add_argument("--out", default=str(REPO / "risk" / "engine" / "default_model.json"))
     t.set_defaults(func=cmd_train)
+    g = sub.add_parser("train-trees", help="train the gradient-boosted score on harness tuning rows")
+    g.add_argument("rows", nargs="+", help="risk_harness.py --features-out files (tune sets only)")
+    g.add_argument("--version", default="gbt-1")
+    g.add_argument("--trees", type=int, default=200)
+    g.add_argument("--leaves", type=int, default=15)
+    g.add_argument("--out", default=str(REPO / "risk" / "engine" / "default_model.json"))
+    g.set_defaults(func=cmd_train_trees)
     args = parser.parse_args(argv)
     return args.func(args)
 

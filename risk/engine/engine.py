@@ -14,8 +14,8 @@ from typing import Any, Final
 
 from risk.contract import OUTCOME_ORDER, RiskDecision
 
-from .features import DEFAULT_FEATURE_CONFIG, FeatureConfig, compute_features
-from .model import ModelArtifact, load_default_model
+from .features import DEFAULT_FEATURE_CONFIG, RAW_CONTEXT, FeatureConfig, compute_features
+from .model import Model, load_default_model
 from .recorder import access, merchant_activity, record_event, record_withdrawal
 from .rules import DEFAULT_RULESET, Evaluation, RuleSet, condition_features, evaluate
 from .state import MERCHANT, StateStore, UnitOfWork
@@ -49,13 +49,13 @@ class RiskEngine:
         store: StateStore,
         *,
         ruleset: RuleSet = DEFAULT_RULESET,
-        model: ModelArtifact | _Default | None = DEFAULT,
+        model: Model | _Default | None = DEFAULT,
         shadow_ruleset: RuleSet | None = None,
         feature_config: FeatureConfig = DEFAULT_FEATURE_CONFIG,
     ) -> None:
         self.store = store
         self.ruleset = ruleset
-        self.model: ModelArtifact | None = load_default_model() if isinstance(model, _Default) else model
+        self.model: Model | None = load_default_model() if isinstance(model, _Default) else model
         self.shadow_ruleset = shadow_ruleset
         self.feature_config = feature_config
         self.explain_all_features = False  # put every feature in the explanation (tuning, training)
@@ -141,6 +141,9 @@ class RiskEngine:
             # outcome is the most severe of them; points alone never block.
             "outcome_from": {"score_band": evaluation.score_outcome, "forced": evaluation.forced()},
         }
+        for name in list(shown):
+            shown.update(RAW_CONTEXT.get(name, ()))
+        explanation["features"] = {k: features[k] for k in sorted(shown) if k in features}
         if self.explain_all_features:
             explanation["all_features"] = dict(features)
         if self.model is not None:

@@ -12,7 +12,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from .recorder import DAY, HOUR, net24
+from .recorder import DAY, HOUR, SIZE_BUCKETS_PER_DOUBLING, net24, peer_group
 from .state import CARD, DEVICE, IP, MERCHANT, NET24, PLATFORM, Row, UnitOfWork
 
 NEVER_H = 99_999.0  # age, in hours, of something that never happened
@@ -73,6 +73,151 @@ def platform_surge(uow: UnitOfWork, counter: str, now: int, window_h: int = 6) -
     if len(previous) < 2:
         return 1.0
     return round(window(hour) / max(previous), 3)
+
+
+def peer_credit_median(uow: UnitOfWork, category: str) -> float:
+    """Median credit (fen) of the merchant's peers — its category and kind, as the platform sees them now (0 when fewer
+    than 50 credits are known)."""
+    sizes = (((uow.get(PLATFORM, "credits") or {}).get("sz") or {}).get(category)) or {}
+    total = sum(sizes.values())
+    if total < 50:
+        return 0.0
+    seen = 0
+    for bucket in sorted(sizes, key=int):
+        seen += sizes[bucket]
+        if 2 * seen >= total:
+            return float(2 ** ((int(bucket) + 0.5) / SIZE_BUCKETS_PER_DOUBLING))
+    return 0.0
+
+
+def platform_burst_merchants(uow: UnitOfWork, merchant: str, now: int, window_h: int = 3) -> tuple[float, float]:
+    """Other merchants paying out in bursts platform-wide in the last window_h hours, and the most seen in the
+    same window on any of the previous 7 days (a promotion's instalments show up as many merchants at once)."""
+    hours = (uow.get(PLATFORM, "bursts") or {}).get("h") or {}
+    hour = now // HOUR
+
+    def count(end: int) -> int:
+        seen: set[str] = set()
+        for h in range(end - window_h + 1, end + 1):
+            seen.update(hours.get(str(h)) or ())
+        seen.discard(merchant)
+        return len(seen)
+
+    return float(count(hour)), float(max(count(hour - 24 * k) for k in range(1, 8)))
+
+
+def burst_history_max(times: list[int], before: int, window: int) -> int:
+    """The most withdrawals the merchant ever made within one ``window``, counting only withdrawals before
+    ``before`` (so the burst being decided does not raise its own bar)."""
+    past = [t for t in times if t < before]
+    best = start = 0
+    for end, t in enumerate(past):
+        while past[start] <= t - window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def relative_features(
+    uow: UnitOfWork, m: Row, event: dict[str, Any], now: int, f: dict[str, float], config: FeatureConfig
+) -> dict[str, float]:
+    """Signals relative to the context rather than constants (risk-rules-4): the merchant's own history (its
+    usual payout, cadence and credit sizes), its peers (the category's credit sizes) and the platform's current
+    traffic (a promotion lifts everyone). Each is a ratio or a count against the merchant's own past, so the
+    same rule holds on a marketplace whose amounts, rates and windows differ from ours."""
+    r: dict[str, float] = {}
+    amount = int(event.get("amount") or 0)
+    credits = m.get("cr") or []
+    withdrawals = m.get("wd") or []
+
+    # Credit sizes: own typical credit (the median of credits older than the recent window), else the peers'.
+    recent_since = now - config.recent_credit_h * HOUR
+    older = [c[1] for c in credits if c[0] < recent_since]
+    recent = [c for c in credits if c[0] >= recent_since]
+    peer = peer_credit_median(uow, peer_group(m))
+    own = statistics.median(older) if len(older) >= 5 else 0.0
+    typical = own or peer
+    r["peer_median_credit_yuan"] = round(peer / YUAN, 2)
+    r["typical_credit_yuan"] = round(typical / YUAN, 2)
+    max_recent = max((c[1] for c in recent), default=0)
+    r["recent_max_credit_vs_typical"] = round(max_recent / typical, 3) if typical else 0.0
+    all_amounts = [c[1] for c in credits]
+    mean_credit = sum(all_amounts) / len(all_amounts) if all_amounts else 0.0
+    r["mean_credit_vs_peer"] = round(mean_credit / peer, 3) if peer else 0.0
+    r["amount_vs_typical_credit"] = round(amount / typical, 3) if typical else 0.0
+    # Money from outsized credits: recent credits at least 5× the typical credit, as a share of this payout.
+    outsized = sum(c[1] for c in recent if typical and c[1] >= 5 * typical)
+    r["outsized_credit_cover"] = round(outsized / amount, 4) if amount else 0.0
+
+    # Cadence: credits in the last 12 h against the merchant's own rate before then (at least half a day of
+    # history counts; less is "no history", rate 0), and the sales those 12 h brought against a usual day.
+    since12 = now - 12 * HOUR
+    first = m.get("cr_first")
+    c12 = [c for c in credits if c[0] >= since12]
+    before12 = [c for c in credits if c[0] < since12]
+    life_days = (since12 - first) / DAY if first is not None and first < since12 else 0.0
+    n_before = max(0, int(m.get("cr_n", 0)) - len(c12))
+    sum_before = max(0, int(m.get("cr_sum", 0)) - sum(c[1] for c in c12))
+    rate = n_before / max(life_days, 1.0) if life_days >= 0.5 else 0.0
+    daily_sum = sum_before / max(life_days, 1.0) if life_days >= 0.5 else 0.0
+    r["credits_12h_n"] = float(len(c12))
+    r["new_buyer_credits_12h_n"] = float(sum(1 for c in c12 if c[3]))
+    r["unseen_buyer_credits_12h_share"] = (
+        round(sum(c[1] for c in c12 if c[3] and c[4]) / sum(c[1] for c in c12), 4) if c12 else 0.0
+    )
+    r["credit_rate_life"] = round(rate, 3)
+    r["credits_12h_vs_rate"] = round(len(c12) / max(rate / 2, 0.25), 3)
+    r["credits_12h_vs_daily_sales"] = round(sum(c[1] for c in c12) / daily_sum, 3) if daily_sum else 0.0
+    r["credit_history_days"] = round(life_days, 2)
+    del before12
+
+    # Withdrawal cadence: the burst being decided against the most the merchant ever did in one window before.
+    window = config.burst_window_h * HOUR
+    times = [w[0] for w in withdrawals]
+    burst_start = min((t for t in times if t >= now - window), default=now)
+    hist = burst_history_max(times, burst_start, window)
+    r["wd_burst_hist_max"] = float(hist)
+    r["burst_beyond_history"] = f["wd_burst_n"] + 1 - hist
+    r["platform_credit_surge_24h"] = platform_surge(uow, "credits", now, window_h=24)
+    others, usual = platform_burst_merchants(uow, str(event["merchant"]), now)
+    r["platform_burst_merchants_3h"] = others
+    r["platform_burst_surge"] = round((others + 1) / (usual + 1), 3)
+
+    # The usual payout: its median withdrawal (2+), else 5 days of its sales, else 20 typical credits.
+    amounts = [w[1] for w in withdrawals]
+    if len(amounts) >= 2:
+        usual = statistics.median(amounts)
+    elif daily_sum:
+        usual = 5 * daily_sum
+    else:
+        usual = 20 * typical
+    r["usual_payout_yuan"] = round(usual / YUAN, 2)
+    r["amount_vs_usual_payout"] = round(amount / usual, 3) if usual else 0.0
+    r["new_access_h"] = min(f["device_age_h"], f["ip_age_h"])
+
+    # Distance below the large-value threshold, as a share of it (-1 at or above it).
+    threshold = config.large_value_threshold_fen
+    r["threshold_gap"] = (threshold - amount) / threshold if amount < threshold else -1.0  # exact: a boundary
+    prior = [w[1] for w in withdrawals if w[0] >= now - 14 * DAY and w[1] < threshold]
+    r["near_threshold_prior_20pct_14d"] = float(sum(1 for a in prior if a >= 0.8 * threshold))
+    return r
+
+
+# The raw numbers behind each relative feature: the explanation shows them beside the ratio, so a reviewer
+# reads "4.2× its usual payout of 310 yuan", not a bare 4.2.
+RAW_CONTEXT: dict[str, tuple[str, ...]] = {
+    "amount_vs_usual_payout": ("usual_payout_yuan", "withdrawals_n"),
+    "outsized_credit_cover": ("typical_credit_yuan", "peer_median_credit_yuan", "recent_max_credit_yuan"),
+    "recent_max_credit_vs_typical": ("typical_credit_yuan", "recent_max_credit_yuan"),
+    "amount_vs_typical_credit": ("typical_credit_yuan",),
+    "mean_credit_vs_peer": ("peer_median_credit_yuan", "credited_yuan", "credits_n"),
+    "credits_12h_vs_rate": ("credits_12h_n", "credit_rate_life", "credit_history_days"),
+    "new_buyer_credits_12h_n": ("credits_12h_n",),
+    "burst_beyond_history": ("wd_burst_n", "wd_burst_hist_max"),
+    "threshold_gap": ("near_threshold_prior_20pct_14d",),
+    "new_access_h": ("device_age_h", "ip_age_h"),
+    "platform_credit_surge": ("platform_credit_surge_24h", "platform_burst_merchants_3h", "platform_burst_surge"),
+}
 
 
 def compute_features(
@@ -249,6 +394,7 @@ def compute_features(
         f["reactivated_on_new_device"] = f["reactivated_on_new_ip"] = 0.0
 
     f.update(list_features(event.get("list_hits") or ()))
+    f.update(relative_features(uow, m, event, now, f, config))
     return f
 
 

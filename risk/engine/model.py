@@ -23,6 +23,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .trees import KIND as TREES_KIND
+from .trees import TreeModelArtifact
+
 DEFAULT_MODEL_PATH = Path(__file__).with_name("default_model.json")
 
 # Features the model reads. Identity checks and feedback flags are left to the rules: they are exact.
@@ -139,11 +142,25 @@ class ModelArtifact:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
-def load_default_model() -> ModelArtifact | None:
+Model = ModelArtifact | TreeModelArtifact
+
+
+def model_from_dict(data: Mapping[str, Any]) -> Model:
+    """An artifact of either kind: logistic regression (``lr-*``) or gradient-boosted trees (``gbt-*``)."""
+    if data.get("kind") == TREES_KIND:
+        return TreeModelArtifact.from_dict(data)
+    return ModelArtifact.from_dict(data)
+
+
+def load_model(path: str | Path) -> Model:
+    return model_from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def load_default_model() -> Model | None:
     """The shipped artifact, or None if it has not been trained yet."""
     if not DEFAULT_MODEL_PATH.exists():
         return None
-    return ModelArtifact.load(DEFAULT_MODEL_PATH)
+    return load_model(DEFAULT_MODEL_PATH)
 
 
 def _matrix(rows: Sequence[Mapping[str, float]], features: Sequence[str]) -> Any:

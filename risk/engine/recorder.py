@@ -6,6 +6,7 @@ here reads history: every update is O(size of a capped row).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from accounts.identity import id_number_valid, normalise_name
@@ -118,6 +119,8 @@ def record_event(uow: UnitOfWork, event: dict[str, Any], now: int) -> None:
 def record_registration(uow: UnitOfWork, merchant: str, m: Row, event: dict[str, Any], now: int) -> None:
     m["reg_ts"] = now
     m["kind"] = event.get("kind")
+    if event.get("category"):
+        m["cat"] = str(event["category"])
     m["name"] = normalise_name(event.get("name") or "")
     id_number = str(event.get("id_number") or "")
     # The platform passes a keyed hash as the number and its validity beside it (risk.services).
@@ -194,9 +197,40 @@ def record_credit(uow: UnitOfWork, merchant: str, m: Row, event: dict[str, Any],
     m["buyers"] = m.get("buyers", 0) + new_to_merchant
     m.setdefault("cr_first", now)
     count_platform(uow, "credits", now)
+    count_credit_size(uow, peer_group(m), amount)
 
 
 PLATFORM_HOURS = 8 * 24  # hourly buckets kept
+SIZE_BUCKETS_PER_DOUBLING = 4  # credit sizes are kept as a histogram of log2(amount in fen) in quarter steps
+SIZE_HISTORY = 4000  # the histogram decays so that it describes about the last this-many credits of a category
+
+
+def size_bucket(amount: int) -> int:
+    return int(math.log2(max(1, amount)) * SIZE_BUCKETS_PER_DOUBLING)
+
+
+def peer_group(m: Row) -> str:
+    """The merchant's peers for credit sizes: its category and kind (a business sells in larger orders)."""
+    return f"{m.get('cat') or 'any'}:{m.get('kind') or 'any'}"
+
+
+def count_credit_size(uow: UnitOfWork, category: str, amount: int) -> None:
+    """The peers' credit sizes: per category, a decaying histogram of log2(amount) (bounded: ~100 buckets).
+
+    It lives in the same platform row as the hourly counter (one hot row, not two). Decay: when a category's
+    total passes SIZE_HISTORY, every bucket is halved, so a new marketplace's or a new season's sizes take over.
+    """
+    row = uow.row(PLATFORM, "credits")
+    sizes = row.setdefault("sz", {}).setdefault(category, {})
+    bucket = str(size_bucket(amount))
+    sizes[bucket] = sizes.get(bucket, 0) + 1
+    total = sum(sizes.values())
+    if total > SIZE_HISTORY:
+        for key in list(sizes):
+            sizes[key] //= 2
+            if not sizes[key]:
+                del sizes[key]
+    uow.changed(PLATFORM, "credits")
 
 
 def count_platform(uow: UnitOfWork, counter: str, now: int) -> None:
@@ -216,6 +250,26 @@ def count_platform(uow: UnitOfWork, counter: str, now: int) -> None:
     uow.changed(PLATFORM, counter)
 
 
+CAP_BURST_MERCHANTS = 64  # merchants remembered per hour as paying out in a burst
+
+
+def mark_platform_burst(uow: UnitOfWork, merchant: str, now: int) -> None:
+    """Platform-wide: which merchants paid out in a burst (2+ withdrawals in the burst window) in each hour.
+
+    A promotion makes many merchants pay out in instalments at once; one merchant's velocity burst is one
+    merchant however many withdrawals it makes, so features count merchants, not withdrawals."""
+    row = uow.row(PLATFORM, "bursts")
+    hours = row.setdefault("h", {})
+    members = hours.setdefault(str(now // HOUR), [])
+    if merchant not in members and len(members) < CAP_BURST_MERCHANTS:
+        members.append(merchant)
+    if len(hours) > PLATFORM_HOURS + 8:
+        oldest = now // HOUR - PLATFORM_HOURS
+        for key in [k for k in hours if int(k) < oldest]:
+            del hours[key]
+    uow.changed(PLATFORM, "bursts")
+
+
 def record_withdrawal(
     uow: UnitOfWork, merchant: str, m: Row, event: dict[str, Any], now: int, intercepted: bool, burst: int
 ) -> None:
@@ -228,6 +282,8 @@ def record_withdrawal(
     m["wd_n"] = m.get("wd_n", 0) + 1
     m["wd_sum"] = m.get("wd_sum", 0) + amount
     m["burst_max"] = max(m.get("burst_max", 0), burst)
+    if burst >= 2:
+        mark_platform_burst(uow, merchant, now)
     m.setdefault("wd_first", now)
     uow.changed(MERCHANT, merchant)
     wid = event.get("withdrawal")
