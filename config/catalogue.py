@@ -154,6 +154,12 @@ CODES: dict[str, CodeSpec] = {
         "This withdrawal was already retried once; see the retry",
         "view_retry",
     ),
+    "settlement_no_account": S(
+        409,
+        "没有可用的默认收款账户，无法自动结算：请先绑定本人名下的银行卡",
+        "No usable default payout account for automatic settlement: bind a card in your own name first",
+        "fix_request",
+    ),
     "authentication_failed": S(401, "API 密钥无效或已停用", "The API key is invalid or revoked", "check_credentials"),
     # request signing (accounts.api_auth): a key with signing on needs every request signed
     "signature_required": S(

@@ -249,6 +249,7 @@ RECONCILE_CATCHUP_DAYS = env_int("RECONCILE_CATCHUP_DAYS", 7, minimum=1, maximum
 CELERY_BEAT_SCHEDULE = {
     "withdrawals-sweep": {"task": "withdrawals.sweep", "schedule": env_int("SWEEP_INTERVAL_SECONDS", 15, minimum=1)},
     "wallets-release-pending": {"task": "wallets.release_due", "schedule": 60.0},
+    "withdrawals-auto-settlement": {"task": "withdrawals.settlement_run_due", "schedule": 60.0},
     # Channel statements not imported yet: yesterday's once the providers have published them (RECONCILE_HOUR),
     # and any day of the last RECONCILE_CATCHUP_DAYS that a failed download or a lost message missed.
     "channels-reconcile": {"task": "withdrawals.reconcile_channels", "schedule": crontab(minute=15)},

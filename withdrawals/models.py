@@ -327,3 +327,56 @@ class PayoutAnswer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.withdrawal_id} @ {self.channel_code}: {self.outcome}"
+
+
+class SettlementRule(models.Model):
+    """A merchant's automatic settlement (自动结算): on a schedule, or when the available balance passes a
+    threshold, the platform withdraws for it to its default payout account through the normal submission
+    (limits, risk, four-eyes). One rule per merchant; the merchant sees, pauses and edits it."""
+
+    class Schedule(models.TextChoices):
+        DAILY = "daily", "每个工作日"
+        WEEKLY = "weekly", "每周"
+        THRESHOLD = "threshold", "可提现余额超过阈值时"
+
+    merchant = models.OneToOneField("accounts.Merchant", on_delete=models.PROTECT, related_name="settlement_rule")
+    enabled = models.BooleanField(default=True)
+    schedule = models.CharField(max_length=20, choices=Schedule.choices, default=Schedule.DAILY)
+    run_at = models.TimeField(help_text="local time of day (daily / weekly)")
+    weekday = models.PositiveSmallIntegerField(default=0, help_text="weekly: 0 = Monday … 6 = Sunday")
+    threshold = models.BigIntegerField(default=0, help_text="fen; threshold rule: settle when available exceeds it")
+    keep = models.BigIntegerField(default=0, help_text="fen left in available after a settlement")
+    speed = models.CharField(max_length=20, choices=Speed.choices, default=Speed.STANDARD)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords(get_user=history_user)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(keep__gte=0, threshold__gte=0), name="settlement_amounts_positive"
+            ),
+            models.CheckConstraint(condition=models.Q(weekday__lte=6), name="settlement_weekday_range"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.merchant_id} {self.schedule} {'on' if self.enabled else 'paused'}"
+
+
+class SettlementRun(models.Model):
+    """One period of a rule, settled (or skipped with the reason): the period key makes a rerun a no-op."""
+
+    rule = models.ForeignKey(SettlementRule, on_delete=models.PROTECT, related_name="runs")
+    period = models.CharField(max_length=40, help_text="e.g. 2026-11-30, 2026-W49, 2026-11-30T10")
+    withdrawal = models.ForeignKey(Withdrawal, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    amount = models.BigIntegerField(default=0)
+    outcome = models.CharField(max_length=30, help_text="submitted, nothing_to_settle, refused: <code>")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["rule", "period"], name="one_settlement_run_per_period")]
+
+    def __str__(self) -> str:
+        return f"{self.rule_id} {self.period} {self.outcome}"

@@ -6,7 +6,7 @@ import datetime as dt
 
 from celery import shared_task
 
-from . import payouts, reconciliation
+from . import payouts, reconciliation, settlement
 from .dispatch import PAYOUT_TASK, QUERY_TASK
 
 
@@ -32,3 +32,9 @@ def reconcile_channels(date: str = "") -> int:
     if date:
         return len(reconciliation.reconcile_channels(date=dt.date.fromisoformat(date)))
     return len(reconciliation.reconcile_due())
+
+
+@shared_task(name="withdrawals.settlement_run_due")
+def settlement_run_due() -> dict[str, int]:
+    """Automatic settlement: every rule whose period is due (each period settles once, whatever reruns)."""
+    return settlement.settlement_run_due()

@@ -3,7 +3,7 @@
 from django.urls import path
 
 from . import views
-from .views import accounts, dashboard, detail, notifications, statement, webhooks, withdraw
+from .views import accounts, dashboard, detail, notifications, settlement, statement, webhooks, withdraw
 
 app_name = "merchant"
 
@@ -25,6 +25,8 @@ urlpatterns = [
     path("withdrawals/<int:pk>/face/complete/", detail.withdrawal_face_complete_view, name="withdrawal_face_complete"),
     path("withdrawals/<int:pk>/receipt.pdf", statement.withdrawal_receipt, name="withdrawal_receipt"),
     path("statement/", statement.statement_page, name="statement"),
+    path("settlement/", settlement.settlement_page, name="settlement"),
+    path("settlement/toggle/", settlement.settlement_toggle, name="settlement_toggle"),
     path("statement.csv", statement.statement_csv, name="statement_csv"),
     path("security/totp/", accounts.security_totp, name="security_totp"),
     path("accounts/", accounts.payout_accounts, name="accounts"),
