@@ -91,3 +91,20 @@ def test_train_offline_from_an_event_file(tmp_path):
     assert row.status == ModelVersion.Status.CANDIDATE
     assert row.metrics["train"]["n"] > 0 and row.metrics["held_out"]["n"] > 0
     assert "precision" in str(row.metrics["held_out"])
+
+
+def test_the_gate_holds_the_false_positive_rate_where_rules_4_steps_up():
+    from risk.training import gate_check
+
+    report = {"n": 1000, "fraud": 100, "at_0.5": {"recall": 0.9, "fpr": 0.004}, "at_0.2": {"recall": 0.95, "fpr": 0.03}}
+    assert gate_check(report) == ["held-out false-positive rate at 0.2 0.03 > 0.01"]
+    report["at_0.2"]["fpr"] = 0.008
+    assert gate_check(report) == []
+
+
+def test_risk_train_fits_gradient_boosted_trees_by_default():
+    _labels(80, 600)
+    call_command("risk_train", "--model-version", "gbt-test-1", stdout=StringIO())
+    row = ModelVersion.objects.get(version="gbt-test-1")
+    assert row.artifact["kind"] == "gradient_boosted_trees"
+    assert "at_0.2" in row.metrics["held_out"]

@@ -203,14 +203,12 @@ def train(
     )
 
 
-def report(
-    artifact: ModelArtifact, rows: Sequence[Mapping[str, float]], labels: Sequence[bool | int]
-) -> dict[str, Any]:
+def report(artifact: Model, rows: Sequence[Mapping[str, float]], labels: Sequence[bool | int]) -> dict[str, Any]:
     """Precision, recall and false-positive rate at the artifact's threshold (and a few others)."""
     scores = [artifact.score(r) for r in rows]
     truth = [bool(v) for v in labels]
     out: dict[str, Any] = {"n": len(truth), "fraud": sum(truth)}
-    for cut in sorted({artifact.threshold, 0.5, 0.9, 0.98}):
+    for cut in sorted({artifact.threshold, 0.2, 0.5, 0.9, 0.98}):
         tp = sum(1 for s, t in zip(scores, truth, strict=True) if s >= cut and t)
         fp = sum(1 for s, t in zip(scores, truth, strict=True) if s >= cut and not t)
         n_pos, n_neg = sum(truth), len(truth) - sum(truth)

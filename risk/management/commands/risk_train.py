@@ -25,6 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--labels", type=Path)
         parser.add_argument("--model-version", default="", help="name of the new version (default lr-<timestamp>)")
         parser.add_argument("--activate", action="store_true")
+        parser.add_argument("--kind", choices=("trees", "lr"), default="trees", help="gradient-boosted trees or LR")
 
     def handle(self, *args: Any, **o: Any) -> None:
         if bool(o["from_events"]) != bool(o["labels"]):
@@ -36,9 +37,10 @@ class Command(BaseCommand):
             data = training_set_from_events(o["from_events"], o["labels"])
         else:
             data = training_set_from_labels()
-        version = o["model_version"] or f"lr-{timezone.now():%Y%m%d%H%M%S}"
+        prefix = "gbt" if o["kind"] == "trees" else "lr"
+        version = o["model_version"] or f"{prefix}-{timezone.now():%Y%m%d%H%M%S}"
         try:
-            row, problems = model_train(data=data, version=version)
+            row, problems = model_train(data=data, version=version, kind=o["kind"])
         except ValueError as exc:
             raise CommandError(str(exc))
         self.stdout.write(f"trained {row.version} on {data.source}")
