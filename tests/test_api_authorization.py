@@ -110,6 +110,18 @@ def test_a_new_withdrawal_to_another_merchants_payout_account_is_refused_like_a_
     assert not _leaks(foreign.content, w, account)
     assert not Withdrawal.objects.filter(merchant=world["alice_merchant"]).exists()
 
+    def quote(account_id):
+        return alice.post(
+            "/api/v1/quotes",
+            data=json.dumps({"amount": 10_000, "payout_account": account_id}),
+            content_type="application/json",
+        )
+
+    foreign_quote, missing_quote = quote(account.pk), quote(MISSING)
+    assert foreign_quote.status_code == missing_quote.status_code == 422
+    assert foreign_quote.content == missing_quote.content
+    assert not _leaks(foreign_quote.content, w, account)
+
 
 def test_lists_and_cursors_show_only_the_callers_rows(world):
     alice, w, account = world["alice"], world["withdrawal"], world["payout_account"]

@@ -22,6 +22,8 @@ OPERATIONS = {
     ("post", "/api/v1/withdrawals"): "withdrawals_create",
     ("get", "/api/v1/withdrawals/{id}"): "withdrawals_get",
     ("post", "/api/v1/withdrawals/{id}/cancel"): "withdrawals_cancel",
+    ("get", "/api/v1/withdrawals/{id}/events"): "withdrawals_events",
+    ("post", "/api/v1/quotes"): "quotes_create",
     ("get", "/api/v1/payout-accounts"): "payout_accounts_list",
     ("get", "/api/v1/payout-accounts/{id}"): "payout_accounts_get",
 }
@@ -130,6 +132,7 @@ def test_create_documents_idempotency_and_every_refusal(schema):
             "description": links["GetWithdrawal"]["description"],
         }
         assert links["CancelWithdrawal"]["operationId"] == "withdrawals_cancel"
+        assert links["ListWithdrawalEvents"]["operationId"] == "withdrawals_events"
 
 
 def test_error_envelope_codes_are_the_catalogue(schema):
@@ -217,3 +220,33 @@ def test_account_ids_for_the_readme_example_come_from_the_api(merchant_alice, me
     second = card_for(merchant_mallory, "12")
     again = [a["id"] for a in client.get("/api/v1/payout-accounts").json()["results"]]
     assert second.pk in again and len(again) == len(ids) + 1
+
+
+def test_events_and_quotes(merchant_alice):
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {api_key_create(merchant=merchant_alice)}")
+    account = merchant_alice.payout_accounts.get(is_default=True).pk
+    quote = client.post(
+        "/api/v1/quotes",
+        data=json.dumps({"amount": 100_000, "speed": "standard", "payout_account": account}),
+        content_type="application/json",
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+    assert quote.status_code == 200, quote.content
+    q = quote.json()
+    assert set(q) == {"amount", "fee", "net_amount", "speed", "currency", "arrival", "channel_available"}
+    assert q["amount"] == 100_000 and q["fee"] + q["net_amount"] == 100_000 and q["channel_available"] is True
+    assert q["arrival"] and not re.search(r"[\u4e00-\u9fff]", q["arrival"])  # English on request
+    # the quoted fee is what the create charges, and is accepted as expected_fee
+    created = client.post(
+        "/api/v1/withdrawals",
+        data=json.dumps({"amount": 100_000, "payout_account": account, "expected_fee": q["fee"]}),
+        content_type="application/json",
+        HTTP_IDEMPOTENCY_KEY="quoted-1",
+    )
+    assert created.status_code == 201 and created.json()["fee"] == q["fee"]
+    events = client.get(f"/api/v1/withdrawals/{created.json()['id']}/events").json()["results"]
+    assert (events[0]["to"], events[-1]["to"]) == ("submitted", "paid")
+    assert events == client.get(f"/api/v1/withdrawals/{created.json()['id']}").json()["events"]
+    assert all(UTC_ISO.match(e["at"]) for e in events)
+    bad = client.post("/api/v1/quotes", data=json.dumps({"amount": 0}), content_type="application/json")
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_amount"

@@ -44,10 +44,12 @@ def test_swagger_ui_renders_every_operation_under_the_csp(live_server, transacti
     assert [p.replace("\u200b", "") for p in paths] == [
         "/api/v1/payout-accounts",
         "/api/v1/payout-accounts/{id}",
+        "/api/v1/quotes",
         "/api/v1/wallet",
         "/api/v1/withdrawals",
         "/api/v1/withdrawals/{id}",
         "/api/v1/withdrawals/{id}/cancel",
+        "/api/v1/withdrawals/{id}/events",
     ]
     assert "Withdrawal platform partner API" in title
     assert not [m for m in console if "Content Security Policy" in m], console

@@ -115,6 +115,38 @@ class WithdrawalCreateSerializer(StrictSerializer):
     )
 
 
+class QuoteRequestSerializer(StrictSerializer):
+    """What a withdrawal would cost, before making it."""
+
+    amount = BoundedIntegerField(minimum=1, maximum=MAX_AMOUNT_FEN, help_text="fen to withdraw, the fee included")
+    speed = serializers.ChoiceField(choices=["instant", "standard", "t1"], default="standard")
+    payout_account = BoundedIntegerField(
+        minimum=1,
+        maximum=MAX_ID,
+        required=False,
+        help_text="one of your payout accounts: the quote is for its kind (bank card by default)",
+    )
+
+
+class QuoteSerializer(serializers.Serializer):
+    """A fee quote: pass ``fee`` as ``expected_fee`` when creating the withdrawal, so a changed fee is refused
+    (409 ``quote_expired``) instead of charged."""
+
+    amount = serializers.IntegerField(help_text="fen, the fee included")
+    fee = serializers.IntegerField(help_text="fen the platform keeps")
+    net_amount = serializers.IntegerField(help_text="fen the payee receives")
+    speed = serializers.ChoiceField(choices=["instant", "standard", "t1"])
+    currency = serializers.CharField()
+    arrival = serializers.CharField(help_text="when the money arrives, in words (the request's language)")
+    channel_available = serializers.BooleanField(
+        help_text="whether a payment channel takes this net amount at this speed now (false: the create would be "
+        "refused with no_channel_for_request or amount_not_above_fee)"
+    )
+
+    class Meta:
+        ref_name = "Quote"
+
+
 class WithdrawalEventSerializer(serializers.Serializer):
     """One state change of a withdrawal."""
 

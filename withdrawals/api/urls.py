@@ -12,6 +12,12 @@ urlpatterns = [
         views.WithdrawalCancelView.as_view(),
         name="api-withdrawal-cancel",
     ),
+    re_path(
+        r"^withdrawals/(?P<pk>[0-9]{1,18})/events/?$",
+        views.WithdrawalEventsView.as_view(),
+        name="api-withdrawal-events",
+    ),
+    re_path(r"^quotes/?$", views.QuoteView.as_view(), name="api-quotes"),
     re_path(r"^payout-accounts/?$", views.PayoutAccountListView.as_view(), name="api-payout-accounts"),
     re_path(
         r"^payout-accounts/(?P<pk>[0-9]{1,18})/?$",

@@ -24,15 +24,24 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api_auth import ApiClient
-from accounts.models import Merchant
+from accounts.models import Merchant, PayoutAccount
 from accounts.selectors import payout_account_get, payout_accounts_of
+from config.catalogue import is_english
 from config.errors import DomainError
 from wallets.selectors import wallet_balances
 from withdrawals.models import Status, Withdrawal
-from withdrawals.services import withdrawal_cancel, withdrawal_submit
+from withdrawals.services import withdrawal_cancel, withdrawal_quote, withdrawal_submit
 
 from .schema import IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_PATTERN, WalletBody, error_responses, id_parameter
-from .serializers import PayoutAccountSerializer, WithdrawalCreateSerializer, WithdrawalSerializer
+from .serializers import (
+    PayoutAccountSerializer,
+    QuoteRequestSerializer,
+    QuoteSerializer,
+    WithdrawalCreateSerializer,
+    WithdrawalEventSerializer,
+    WithdrawalSerializer,
+    events_data,
+)
 
 MAX_PAGE = 100
 MAX_ID = 999_999_999_999_999_999  # the URLs take ids of at most 18 digits
@@ -309,6 +318,85 @@ class WithdrawalCancelView(PartnerApiView):
             raise DomainError("not_found")
         w = withdrawal_cancel(withdrawal_id=pk, merchant_id=_merchant(request).pk, actor_label="api")
         return Response(WithdrawalSerializer(w, context={"with_events": True}).data)
+
+
+EventList = inline_serializer(name="WithdrawalEventList", fields={"results": WithdrawalEventSerializer(many=True)})
+
+
+class WithdrawalEventsView(PartnerApiView):
+    @extend_schema(
+        operation_id="withdrawals_events",
+        summary="Events of a withdrawal",
+        description="Every state change of one of the caller's withdrawals, oldest first, times in UTC. Another "
+        "merchant's id answers 404 `not_found`, exactly as an id that does not exist.",
+        tags=["withdrawals"],
+        parameters=[id_parameter("withdrawal")],
+        responses={200: EventList, **error_responses("not_found")},
+        examples=[
+            OpenApiExample(
+                "events", value={"results": WITHDRAWAL_EXAMPLE["events"]}, response_only=True, status_codes=["200"]
+            )
+        ],
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        w = Withdrawal.objects.filter(pk=pk, merchant=_merchant(request)).first()
+        if w is None:
+            raise DomainError("not_found")
+        return Response({"results": events_data(w)})
+
+
+class QuoteView(PartnerApiView):
+    @extend_schema(
+        operation_id="quotes_create",
+        summary="Quote a withdrawal's fee",
+        description="The fee, the net amount and the arrival time of a withdrawal of `amount` at `speed`, without "
+        "making it. Nothing is held or stored: pass the quoted `fee` as `expected_fee` to `POST /withdrawals`.",
+        tags=["withdrawals"],
+        request=QuoteRequestSerializer,
+        responses={
+            200: QuoteSerializer,
+            **error_responses("invalid_request", "invalid_amount", "payout_account_invalid"),
+        },
+        examples=[
+            OpenApiExample("quote request", value={"amount": 100000, "speed": "standard"}, request_only=True),
+            OpenApiExample(
+                "quote",
+                value={
+                    "amount": 100000,
+                    "fee": 200,
+                    "net_amount": 99800,
+                    "speed": "standard",
+                    "currency": "CNY",
+                    "arrival": "预计 2 小时内到账",
+                    "channel_available": True,
+                },
+                response_only=True,
+                status_codes=["200"],
+            ),
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = QuoteRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        kind = PayoutAccount.Kind.BANK_CARD
+        if "payout_account" in data:
+            account = payout_account_get(merchant_id=_merchant(request).pk, account_id=data["payout_account"])
+            if account is None:  # somebody else's id answers exactly as an id that does not exist
+                raise DomainError("payout_account_invalid", details={"payout_account": "not found among your accounts"})
+            kind = account.kind
+        quote = withdrawal_quote(amount=data["amount"], speed=data["speed"], account_kind=kind)
+        return Response(
+            {
+                "amount": quote.amount,
+                "fee": quote.fee,
+                "net_amount": quote.net_amount,
+                "speed": quote.speed,
+                "currency": quote.currency,
+                "arrival": quote.arrival_text_en if is_english() else quote.arrival_text,
+                "channel_available": bool(quote.channel_code),
+            }
+        )
 
 
 class PayoutAccountListView(PartnerApiView):
