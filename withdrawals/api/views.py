@@ -379,7 +379,7 @@ class QuoteView(PartnerApiView):
         serializer = QuoteRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        kind = PayoutAccount.Kind.BANK_CARD
+        kind: str = PayoutAccount.Kind.BANK_CARD
         if "payout_account" in data:
             account = payout_account_get(merchant_id=_merchant(request).pk, account_id=data["payout_account"])
             if account is None:  # somebody else's id answers exactly as an id that does not exist
