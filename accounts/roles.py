@@ -51,6 +51,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "compliance.file_report",
         "compliance.view_custodyreconciliation",
         "compliance.enter_bank_balance",
+        "compliance.view_screeninglist",
+        "compliance.add_screeninglist",
+        "compliance.view_screeninghit",
         "workdays.view_calendarday",
     ],
     # Channels' operational fields (pause / resume, quotas, maintenance windows), alerts, stuck payouts and

@@ -15,8 +15,9 @@ from config.errors import DomainError
 from config.money import yuan_label
 
 from .exports import reports_csv, reports_xml
-from .models import CustodyReconciliation, TransactionReport
+from .models import CustodyReconciliation, ScreeningHit, ScreeningList, TransactionReport
 from .presenters import grounds_sentences
+from .screening import screening_list_import
 from .selectors import reports_due_today, reports_open, reports_overdue
 from .services import (
     BankStatement,
@@ -300,3 +301,70 @@ class CustodyReconciliationAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/compliance/custody_bank.html", context)
+
+
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+@admin.register(ScreeningList)
+class ScreeningListAdmin(_ReadOnlyAdmin):
+    """Sanctions / PEP list versions, each kept; a new version is imported from CSV on the 导入名单 page."""
+
+    change_list_template = "admin/compliance/screeninglist_change_list.html"
+    list_display = ("name", "version", "active", "entries_count", "source", "imported_by", "imported_at")
+    list_filter = ("name", "active")
+    readonly_fields = [f.name for f in ScreeningList._meta.fields]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        extra = {**(extra_context or {}), "can_import": request.user.has_perm("compliance.add_screeninglist")}
+        return super().changelist_view(request, extra)
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(self.import_view)
+        return [path("import/", view, name="compliance_screeninglist_import"), *super().get_urls()]
+
+    def import_view(self, request: HttpRequest) -> HttpResponse:
+        if not request.user.has_perm("compliance.add_screeninglist"):
+            raise PermissionDenied
+        if request.method == "POST":
+            upload = request.FILES.get("entries")
+            try:
+                if not isinstance(upload, UploadedFile):
+                    raise ValueError("choose the list's CSV file")
+                lst = screening_list_import(
+                    text=upload.read().decode("utf-8-sig"),
+                    name=request.POST.get("name", ""),
+                    version=request.POST.get("version", ""),
+                    by=request.user,
+                    source=upload.name or "",
+                )
+            except ValueError as exc:
+                self.message_user(request, f"未能导入：{exc}", messages.ERROR)
+            except DomainError as exc:
+                self.message_user(request, f"未能导入：{exc.message} {exc.details or ''}", messages.ERROR)
+            else:
+                self.message_user(request, f"已导入 {lst}（{lst.entries_count} 条）", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:compliance_screeninglist_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "导入制裁 / PEP 名单 (screening list)",
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/compliance/screening_import.html", context)
+
+
+@admin.register(ScreeningHit)
+class ScreeningHitAdmin(_ReadOnlyAdmin):
+    list_display = ("created_at", "context", "subject_ref", "screened_name", "matched_name", "matched_on", "score",
+                    "screening_list")  # fmt: skip
+    list_filter = ("context", "matched_on", "screening_list")
+    search_fields = ("subject_ref", "screened_name", "matched_name")
+    readonly_fields = [f.name for f in ScreeningHit._meta.fields]

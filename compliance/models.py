@@ -101,3 +101,62 @@ class CustodyReconciliation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.business_date} {'OK' if self.ok else 'MISMATCH'}"
+
+
+class ScreeningList(models.Model):
+    """One imported version of a sanctions / PEP list (CSV). Versions are kept; the newest active one screens."""
+
+    name = models.CharField(max_length=100, help_text="e.g. UN consolidated list, internal PEP list")
+    version = models.CharField(max_length=60)
+    source = models.CharField(max_length=200, blank=True, default="", help_text="the imported file")
+    entries_count = models.PositiveIntegerField(default=0)
+    active = models.BooleanField(default=True)
+    imported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    imported_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-imported_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["name", "version"], name="one_screening_list_version")]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}"
+
+
+class ScreeningEntry(models.Model):
+    class Kind(models.TextChoices):
+        SANCTION = "sanction", "制裁名单"
+        PEP = "pep", "政治公众人物 (PEP)"
+
+    screening_list = models.ForeignKey(ScreeningList, on_delete=models.PROTECT, related_name="entries")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.SANCTION)
+    aliases = models.JSONField(default=list, blank=True)
+    country = models.CharField(max_length=60, blank=True, default="")
+    reference = models.CharField(max_length=100, blank=True, default="", help_text="the list's own id")
+    # What matching compares: every name and alias, normalised (keys), and as pinyin.
+    match_keys = models.JSONField(default=list, blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ScreeningHit(models.Model):
+    """A screened name that matched a list entry: what was screened, against which version, the score."""
+
+    subject_ref = models.CharField(max_length=64, help_text="withdrawal:42 (payee) or kyc:7")
+    context = models.CharField(max_length=20, help_text="payee or kyc")
+    screened_name = models.CharField(max_length=200)
+    entry = models.ForeignKey(ScreeningEntry, on_delete=models.PROTECT, related_name="hits")
+    screening_list = models.ForeignKey(ScreeningList, on_delete=models.PROTECT, related_name="hits")
+    matched_name = models.CharField(max_length=200, help_text="the list name or alias that matched")
+    matched_on = models.CharField(max_length=20, help_text="name (as written) or pinyin")
+    score = models.DecimalField(max_digits=5, decimal_places=2)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.subject_ref}: {self.screened_name} ≈ {self.matched_name} ({self.score})"

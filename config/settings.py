@@ -340,6 +340,9 @@ STRUCTURING_MIN_DAYS = env_int("STRUCTURING_MIN_DAYS", 3, minimum=2)
 STRUCTURING_WINDOW_DAYS = env_int("STRUCTURING_WINDOW_DAYS", 7, minimum=1)
 # Money, KYC, report, review and audit records are kept at least this long (they cannot be deleted at all).
 RECORD_RETENTION_YEARS = env_int("RECORD_RETENTION_YEARS", 5, minimum=5)
+# Sanctions / PEP screening: a name scoring at least this (0–100, as written or by pinyin) against a list entry is
+# a hit, and a hit on a payee sends the withdrawal to review.
+SCREENING_MATCH_THRESHOLD = env_int("SCREENING_MATCH_THRESHOLD", 90, minimum=50, maximum=100)
 
 # --- channels: routing, health, callbacks, monitoring ----------------------------------------------------
 # Where providers send callbacks: {PLATFORM_BASE_URL}/callbacks/<channel_code>/

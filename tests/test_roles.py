@@ -88,6 +88,8 @@ MATRIX: dict[str, dict[str, str]] = {
     "accounts.user": {"U": "vacd"},
     "auth.group": {"U": "vacd"},
     "compliance.custodyreconciliation": {"C": "v", "U": "v"},
+    "compliance.screeninghit": {"C": "v", "U": "v"},
+    "compliance.screeninglist": {"C": "v", "U": "v"},
     "compliance.transactionreport": {"C": "v", "U": "v"},
     "payment_channels.callbackreceipt": {"O": "v", "A": "v", "U": "v"},
     "payment_channels.channel": {"O": "vc", "A": "v", "U": "vac"},

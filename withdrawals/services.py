@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from django.utils import timezone
 from accounts.models import KycRecord, Merchant, MerchantTier, PayoutAccount, User
 from accounts.services import merchant_tier_refresh, payout_account_check_receivable
 from channels.services import channel_can_serve, channel_route
+from compliance.screening import screen_name
 from config.errors import DomainError
 from config.totp import totp_device_confirmed
 from risk.contract import RiskDecision
@@ -260,6 +261,11 @@ def withdrawal_submit(
                 "device": device,
             }
         )
+        # Sanctions / PEP screening of the payee before any payout: a hit (recorded with its score and list
+        # version) sends the withdrawal to review whatever risk said, unless risk blocked it.
+        if screen_name(name=account.holder_name, subject_ref=f"withdrawal:{w.pk}", context="payee"):
+            reasons = [*decision.reasons, "screening_hit"]
+            decision = replace(decision, outcome="block" if decision.outcome == "block" else "review", reasons=reasons)
         _apply_risk(w, decision, actor=actor, start_payout=start_payout)
     return SubmitResult(w, created=True)
 
