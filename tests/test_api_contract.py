@@ -250,3 +250,44 @@ def test_events_and_quotes(merchant_alice):
     assert all(UTC_ISO.match(e["at"]) for e in events)
     bad = client.post("/api/v1/quotes", data=json.dumps({"amount": 0}), content_type="application/json")
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_amount"
+
+
+def test_list_filters_and_cursor(merchant_alice):
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {api_key_create(merchant=merchant_alice)}")
+    default = merchant_alice.payout_accounts.get(is_default=True).pk
+    other = card_for(merchant_alice, "12").pk
+    made = []
+    for n, (amount, speed, account) in enumerate(
+        [(10_000, "standard", default), (20_000, "instant", default), (30_000, "standard", other)] * 2
+    ):
+        response = client.post(
+            "/api/v1/withdrawals",
+            data=json.dumps({"amount": amount, "speed": speed, "payout_account": account}),
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY=f"filter-{n}",
+        )
+        assert response.status_code == 201, response.content
+        made.append(response.json()["id"])
+    newest_first = made[::-1]
+
+    def ids(query):
+        response = client.get(f"/api/v1/withdrawals?{query}")
+        assert response.status_code == 200, (query, response.content)
+        return [w["id"] for w in response.json()["results"]], response.json()["next_before"]
+
+    assert ids("") == (newest_first, None)
+    assert ids("speed=instant")[0] == [made[4], made[1]]
+    assert ids(f"payout_account={other}")[0] == [made[5], made[2]]
+    assert ids("min_amount=20000&max_amount=20000")[0] == [made[4], made[1]]
+    assert ids(f"speed=standard&payout_account={default}")[0] == [made[3], made[0]]
+    # pages of two, following next_before, cover every row once, newest first
+    pages, before = [], None
+    while True:
+        page, before = ids("limit=2" + (f"&before={before}" if before else ""))
+        pages.append(page)
+        if before is None:
+            break
+    assert pages == [newest_first[0:2], newest_first[2:4], newest_first[4:6]]
+    for bad in ("limit=0", "limit=101", "speed=warp", "min_amount=-1", "payout_account=x", "before=0", "sort=id"):
+        response = client.get(f"/api/v1/withdrawals?{bad}")
+        assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_request", bad
