@@ -92,3 +92,30 @@ def test_a_t1_batch_waits_over_the_holiday_and_is_paid_together(provider, queued
         w = fresh(w)
         assert w.status == Status.PAID and w.paid_at == at("2026-10-08 10:00")
         assert provider.paid(w.order_no) == ["chan_a"]
+
+
+def test_through_the_api_the_batch_day_is_counted_in_local_days(sandbox_channel, monkeypatch):
+    """03:30 on Monday 30 November in Shanghai is still Sunday 29 November in UTC: the batch is Tuesday 1 December
+    at 10:00 local, and the answer shows times in UTC. (The API once ran its business rules in UTC.)"""
+    from django.test import Client
+
+    from accounts.services import api_key_create
+    from withdrawals.models import Withdrawal
+
+    risk(monkeypatch, "allow")
+    m = MerchantFactory(credit=500_000)
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {api_key_create(merchant=m)}")
+    with time_machine.travel(at("2026-11-30 03:30"), tick=False):
+        body = api.post(
+            "/api/v1/withdrawals",
+            data={"amount": 20_000, "payout_account": m.payout_accounts.get(is_default=True).pk, "speed": "t1"},
+            content_type="application/json",
+            HTTP_IDEMPOTENCY_KEY="t1-api",
+        ).json()
+        assert body["created_at"] == "2026-11-29T19:30:00Z"
+        quote = api.post(
+            "/api/v1/quotes", data={"amount": 20_000, "speed": "t1"}, content_type="application/json"
+        ).json()
+    w = Withdrawal.objects.get(pk=body["id"])
+    assert (w.status, w.pay_not_before) == (Status.APPROVED, at("2026-12-01 10:00"))
+    assert "12月1日（周二）10:00 批量出款" in str(quote)
