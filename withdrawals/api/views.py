@@ -27,7 +27,7 @@ from config.catalogue import is_english
 from config.errors import DomainError
 from wallets.selectors import wallet_balances
 from withdrawals.models import Status, Withdrawal
-from withdrawals.services import withdrawal_cancel, withdrawal_quote, withdrawal_submit
+from withdrawals.services import MAX_AMOUNT_FEN, withdrawal_cancel, withdrawal_quote, withdrawal_submit
 
 from .schema import IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_PATTERN, WalletBody, error_responses, id_parameter
 from .serializers import (
@@ -170,23 +170,45 @@ class WalletView(PartnerApiView):
         )
 
 
+def _int_param(request: Request, name: str, low: int, high: int) -> int | None:
+    """An integer query parameter within [low, high], None when absent; anything else is 400 invalid_request."""
+    if name not in request.query_params:
+        return None
+    raw = request.query_params[name]
+    if not re.fullmatch(r"-?[0-9]{1,19}", raw) or not low <= int(raw) <= high:
+        raise DomainError("invalid_request", details={name: f"an integer from {low} to {high}"})
+    return int(raw)
+
+
+def _int_schema(low: int, high: int) -> dict[str, Any]:
+    return {"type": "integer", "minimum": low, "maximum": high}
+
+
+SPEEDS = ["instant", "standard", "t1"]
+
+
 class WithdrawalListView(PartnerApiView):
-    query_parameters = {"get": frozenset({"status", "limit", "before"})}
+    query_parameters = {
+        "get": frozenset({"status", "speed", "payout_account", "min_amount", "max_amount", "limit", "before"})
+    }
 
     @extend_schema(
         operation_id="withdrawals_list",
         summary="List withdrawals",
-        description="The caller's withdrawals, newest first, a page at a time (`events` is empty here: fetch "
-        "one withdrawal for its events).",
+        description="The caller's withdrawals, newest first (by id), a page at a time: pass the answer's "
+        "`next_before` as `before` for the next page (a keyset cursor: rows created meanwhile never shift a "
+        "page). Filters combine (AND). `events` is empty here: fetch one withdrawal, or its events, for them.",
         tags=["withdrawals"],
         parameters=[
             OpenApiParameter("status", str, enum=list(Status.values), description="only withdrawals in this state"),
-            OpenApiParameter("limit", int, description="page size, 1–100 (default 20; out of range is clamped)"),
+            OpenApiParameter("speed", str, enum=SPEEDS, description="only withdrawals at this speed"),
             OpenApiParameter(
-                "before",
-                {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-                description="the `next_before` of the previous page",
+                "payout_account", _int_schema(1, MAX_ID), description="only withdrawals to this payout account"
             ),
+            OpenApiParameter("min_amount", _int_schema(0, MAX_AMOUNT_FEN), description="amount (fen) at least"),
+            OpenApiParameter("max_amount", _int_schema(0, MAX_AMOUNT_FEN), description="amount (fen) at most"),
+            OpenApiParameter("limit", _int_schema(1, MAX_PAGE), description="page size (default 20)"),
+            OpenApiParameter("before", _int_schema(1, MAX_ID), description="the `next_before` of the previous page"),
         ],
         responses={200: WithdrawalPage, **error_responses("invalid_request")},
         examples=[
@@ -199,20 +221,21 @@ class WithdrawalListView(PartnerApiView):
         ],
     )
     def get(self, request: Request) -> Response:
-        qs = Withdrawal.objects.filter(merchant=_merchant(request)).order_by("-created_at", "-pk")
-        if "status" in request.query_params:  # present but empty is a mistake too, not "any status"
-            status_filter = request.query_params["status"]
-            if status_filter not in Status.values:
-                raise DomainError("invalid_request", details={"status": f"one of {', '.join(Status.values)}"})
-            qs = qs.filter(status=status_filter)
-        try:
-            limit = min(max(int(request.query_params.get("limit", 20)), 1), MAX_PAGE)
-            before = int(request.query_params["before"]) if "before" in request.query_params else None
-        except ValueError:
-            raise DomainError("invalid_request", details={"limit": "limit and before are integers"})
-        if before is not None and not 1 <= before <= MAX_ID:
-            raise DomainError("invalid_request", details={"before": f"an id from 1 to {MAX_ID}"})
-        if before is not None:
+        qs = Withdrawal.objects.filter(merchant=_merchant(request)).order_by("-pk")
+        for name, choices in (("status", list(Status.values)), ("speed", SPEEDS)):
+            if name in request.query_params:  # present but empty is a mistake too, not "any"
+                value = request.query_params[name]
+                if value not in choices:
+                    raise DomainError("invalid_request", details={name: f"one of {', '.join(choices)}"})
+                qs = qs.filter(**{name: value})
+        if (account := _int_param(request, "payout_account", 1, MAX_ID)) is not None:
+            qs = qs.filter(payout_account_id=account)
+        if (low := _int_param(request, "min_amount", 0, MAX_AMOUNT_FEN)) is not None:
+            qs = qs.filter(amount__gte=low)
+        if (high := _int_param(request, "max_amount", 0, MAX_AMOUNT_FEN)) is not None:
+            qs = qs.filter(amount__lte=high)
+        limit = _int_param(request, "limit", 1, MAX_PAGE) or 20
+        if (before := _int_param(request, "before", 1, MAX_ID)) is not None:
             qs = qs.filter(pk__lt=before)
         rows = list(qs[: limit + 1])
         data = WithdrawalSerializer(rows[:limit], many=True).data
