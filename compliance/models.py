@@ -160,3 +160,23 @@ class ScreeningHit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject_ref}: {self.screened_name} ≈ {self.matched_name} ({self.score})"
+
+
+class RetentionArchive(models.Model):
+    """One run of the expiry job for one table: the rows past RECORD_RETENTION_YEARS, copied to an archive file
+    (JSON lines) once each. The rows themselves stay: the database refuses their deletion."""
+
+    table = models.CharField(max_length=80)
+    cutoff = models.DateTimeField(help_text="rows created before this were past retention")
+    first_id = models.BigIntegerField()
+    last_id = models.BigIntegerField(help_text="the next run starts after this id")
+    rows = models.PositiveIntegerField()
+    path = models.CharField(max_length=300)
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.table} ≤ {self.last_id} ({self.rows})"

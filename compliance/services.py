@@ -22,6 +22,7 @@ from wallets.models import LedgerAccount
 from workdays.selectors import add_working_days, next_working_day
 
 from .models import CustodyReconciliation, TransactionReport
+from .presenters import grounds_sentences
 from .rules import Finding
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,17 @@ def report_draft(
     channel: str = "",
     established_at: datetime | None = None,
 ) -> TransactionReport | None:
-    """Draft a report once per subject and kind (a second call returns None). Its deadline: report_deadline."""
+    """Draft a report once per subject and kind (a second call returns None). Its deadline: report_deadline. The
+    narrative starts as a draft written from the facts and grounds, for the officer to edit."""
     if kind not in TransactionReport.Kind.values:
         raise ValueError(f"unknown report kind {kind}")
+    narrative = (
+        f"{merchant_name}（商户 {merchant_id}）{timezone.localtime(occurred_at):%Y-%m-%d %H:%M} "
+        f"{subject_ref}，金额 {yuan_label(amount)}"
+        + (f"，渠道 {channel}" if channel else "")
+        + "。"
+        + "".join(grounds_sentences(grounds))
+    )
     try:
         with transaction.atomic():
             return TransactionReport.objects.create(
@@ -77,6 +86,7 @@ def report_draft(
                 channel=channel,
                 occurred_at=occurred_at,
                 grounds=grounds,
+                narrative=narrative,
                 deadline=report_deadline(kind=kind, occurred_at=occurred_at, established_at=established_at),
             )
     except IntegrityError:

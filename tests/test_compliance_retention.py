@@ -72,3 +72,44 @@ def test_records_still_move_through_their_states(records):
 
 def test_retention_is_five_years_by_default(settings):
     assert settings.RECORD_RETENTION_YEARS == 5
+
+
+def test_the_cutoff_is_five_calendar_years():
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from compliance.retention import retention_cutoff
+
+    sh = ZoneInfo("Asia/Shanghai")
+    assert retention_cutoff(datetime(2031, 3, 9, 10, tzinfo=sh)) == datetime(2026, 3, 9, 10, tzinfo=sh)
+    assert retention_cutoff(datetime(2032, 2, 29, 10, tzinfo=sh)) == datetime(2027, 2, 28, 10, tzinfo=sh)
+
+
+def test_the_expiry_job_archives_only_what_is_past_retention(tmp_path):
+    import json
+    from datetime import datetime
+    from pathlib import Path
+    from zoneinfo import ZoneInfo
+
+    import time_machine
+
+    from compliance.models import RetentionArchive
+    from compliance.retention import records_archive
+
+    sh = ZoneInfo("Asia/Shanghai")
+
+    def draft(ref, at):
+        with time_machine.travel(at, tick=False):
+            return report_draft(kind="suspicious", subject_ref=ref, merchant_id=1, merchant_name="m", amount=100,
+                                occurred_at=at, grounds=["risk_blocked"])  # fmt: skip
+
+    old = draft("withdrawal:1", datetime(2026, 3, 8, 12, tzinfo=sh))
+    young = draft("withdrawal:2", datetime(2026, 3, 10, 12, tzinfo=sh))
+    [run] = records_archive(out_dir=tmp_path, now=datetime(2031, 3, 9, 10, tzinfo=sh))
+    assert (run.table, run.rows, run.first_id, run.last_id) == ("compliance_transactionreport", 1, old.pk, old.pk)
+    [line] = Path(run.path).read_text(encoding="utf-8").splitlines()
+    assert json.loads(line)["subject_ref"] == "withdrawal:1"
+    assert records_archive(out_dir=tmp_path, now=datetime(2031, 3, 9, 11, tzinfo=sh)) == []  # once each
+    [later] = records_archive(out_dir=tmp_path, now=datetime(2031, 3, 11, 0, tzinfo=sh))
+    assert (later.rows, later.first_id) == (1, young.pk)
+    assert TransactionReport.objects.count() == 2 and RetentionArchive.objects.count() == 2  # nothing deleted

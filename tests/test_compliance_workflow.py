@@ -147,3 +147,11 @@ def test_bulk_review_then_file_from_the_list():
     assert dict(TransactionReport.objects.values_list("subject_ref", "status")) == {
         "withdrawal:1": "filed", "withdrawal:2": "reviewed"
     }  # fmt: skip
+
+
+def test_a_draft_narrative_from_the_facts_that_the_officer_edits():
+    report = draft()
+    assert report.narrative.startswith("Sam 点卡（商户 1）2026-03-11 11:00 withdrawal:1，金额 ¥50,000.00。疑似拆分交易")
+    edited = report_narrative_edit(report_id=report.pk, officer=staff_user("olivia", "compliance_officer"),
+                                   narrative="  三天内三笔 4.9 万，同一张卡。 ")  # fmt: skip
+    assert edited.narrative == "三天内三笔 4.9 万，同一张卡。"
