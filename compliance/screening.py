@@ -90,9 +90,10 @@ def screening_lists_current() -> list[ScreeningList]:
     return list(newest.values())
 
 
-def screen_name(*, name: str, subject_ref: str, context: str) -> list[ScreeningHit]:
+def screen_name(*, name: str, subject_ref: str, context: str, only_new: bool = False) -> list[ScreeningHit]:
     """Screen ``name`` against the current list versions; every entry scoring at or above the threshold is
-    recorded as a hit (with the version and score) and returned. [] when no list is loaded or nothing matches."""
+    recorded as a hit (with the version and score) and returned. [] when no list is loaded or nothing matches.
+    ``only_new``: a hit recorded before for the same subject, entry and list version is not recorded again."""
     lists = screening_lists_current()
     if not lists or not name_normalise(name):
         return []
@@ -105,6 +106,13 @@ def screen_name(*, name: str, subject_ref: str, context: str) -> list[ScreeningH
     for entry_id, list_id, keys in entries:
         best = max((name_match(screened, key) for key in keys), key=lambda m: m.score, default=None)
         if best is None or best.score < threshold:
+            continue
+        if (
+            only_new
+            and ScreeningHit.objects.filter(
+                subject_ref=subject_ref, entry_id=entry_id, screening_list_id=list_id
+            ).exists()
+        ):
             continue
         hits.append(
             ScreeningHit.objects.create(

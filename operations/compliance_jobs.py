@@ -3,6 +3,7 @@ then today's custody reconciliation. Composed here, above both apps: compliance 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from datetime import datetime, time, timedelta
 
@@ -10,7 +11,7 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from accounts.models import Merchant
+from accounts.models import KycRecord, Merchant
 from channels.health import channel_alert_raise
 from channels.models import ChannelAlert
 from compliance.models import TransactionReport
@@ -22,11 +23,14 @@ from compliance.rules import (
     structuring_band,
     structuring_findings,
 )
+from compliance.screening import screen_name, screening_lists_current
 from compliance.selectors import reports_due_today, reports_overdue, structuring_cited_refs
 from compliance.services import custody_reconcile, report_from_finding
 from config.money import yuan_label
 from risk.selectors import risk_linked_accounts
 from withdrawals.models import Status, Withdrawal
+
+log = logging.getLogger(__name__)
 
 # Risk reasons that make a withdrawal reportable as suspicious even when it was stopped.
 SUSPICIOUS_REASON_PREFIXES = (
@@ -161,8 +165,31 @@ def compliance_deadlines(*, now: datetime | None = None) -> dict[str, int]:
     return {"due_today": reports_due_today(now).count(), "overdue": overdue.count(), "alerted": alerted}
 
 
+def screening_kyc_scan() -> int:
+    """Every merchant's KYC name against the current sanctions / PEP list versions (a new version screens
+    everyone again); each new hit is recorded (ScreeningHit, context kyc) and logged. Returns how many."""
+    if not screening_lists_current():
+        return 0
+    new = 0
+    for kyc_id, merchant_id, name in KycRecord.objects.values_list("pk", "merchant_id", "real_name").iterator():
+        for hit in screen_name(name=name, subject_ref=f"kyc:{kyc_id}", context="kyc", only_new=True):
+            new += 1
+            log.warning(
+                "screening hit: merchant %s KYC %s matches %s (%s, %s) on %s",
+                merchant_id, kyc_id, hit.matched_name, hit.score, hit.matched_on, hit.screening_list,
+            )  # fmt: skip
+    return new
+
+
 def compliance_daily() -> dict[str, object]:
     counts = compliance_scan()
     record = custody_reconcile()
     deadlines = compliance_deadlines()
-    return {**counts, **deadlines, "custody_ok": record.ok, "ledger_difference": record.ledger_difference}
+    kyc_hits = screening_kyc_scan()
+    return {
+        **counts,
+        **deadlines,
+        "kyc_screening_hits": kyc_hits,
+        "custody_ok": record.ok,
+        "ledger_difference": record.ledger_difference,
+    }

@@ -108,3 +108,20 @@ def test_import_page_in_the_admin():
     client.post(url, {"name": "UN", "version": "v1", "entries": upload})
     assert ScreeningList.objects.get().entries_count == 2
     assert staff_client(staff_user("pat", "support")).get(url).status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_kyc_names_are_screened_daily_once_per_list_version(sandbox_channel):
+    from operations.compliance_jobs import compliance_daily, screening_kyc_scan
+
+    assert screening_kyc_scan() == 0  # no list loaded
+    listed = MerchantFactory(name="名单 商户", real_name="张三峰", phone="13911110007")
+    MerchantFactory(name="干净 商户", real_name="王五", phone="13911110008")
+    olivia = staff_user("olivia", "compliance_officer")
+    screening_list_import(text=LIST_V1, name="UN", version="v1", by=olivia)
+    assert screening_kyc_scan() == 1
+    assert compliance_daily()["kyc_screening_hits"] == 0  # recorded once per list version
+    hit = ScreeningHit.objects.get()
+    assert (hit.subject_ref, hit.context, hit.matched_name) == (f"kyc:{listed.kyc.pk}", "kyc", "张三丰")
+    screening_list_import(text=LIST_V1 + "李四光,sanction\n", name="UN", version="v2", by=olivia)
+    assert screening_kyc_scan() == 1  # a new version screens everyone again
