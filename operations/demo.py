@@ -19,6 +19,7 @@ from accounts.models import User
 from channels.gateway.keys import load_or_create
 from channels.models import Channel
 from config.admin_site import DEMO_DEVICE_NAME
+from withdrawals.services import withdrawal_submit
 
 PASSWORD = "demo-pass-2026"
 
@@ -170,3 +171,24 @@ def seed_gateway_channels() -> list[str]:
     # The in-process sandbox stays as the last resort: dearest, lowest priority.
     Channel.objects.filter(code="sandbox", fee_fixed=0).update(fee_fixed=1000, priority=900)
     return lines
+
+
+def seed_review_cases() -> list[str]:
+    """A case waiting in the review queue from the first start (safe to run again): carol's ¥60,000 to her own
+    card, at or above the dual-approval threshold, so two different reviewers (reviewer, reviewer2) must approve
+    it before any channel sees it; once paid, tonight's compliance job drafts its large-value report."""
+    carol = User.objects.filter(username="carol").select_related("merchant").first()
+    if carol is None or carol.merchant is None:
+        return []
+    account = carol.merchant.payout_accounts.filter(is_default=True).first()
+    if account is None:
+        return []
+    result = withdrawal_submit(
+        merchant_id=carol.merchant.pk,
+        payout_account_id=account.pk,
+        amount=6_000_000,
+        idempotency_key="demo-review-case-1",
+        source="web",
+    )
+    w = result.withdrawal
+    return [f"Review queue: carol's ¥60,000.00 withdrawal {w.order_no} ({w.get_status_display()}) needs two reviewers"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import zlib
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
@@ -31,17 +32,45 @@ _DEVICE_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 def client_ip(request: HttpRequest) -> str:
     # REMOTE_ADDR only: X-Forwarded-For is client-controlled unless a trusted proxy rewrites it, and this IP
     # feeds risk decisions. Behind a proxy, the proxy (or a middleware) must set REMOTE_ADDR.
-    return request.META.get("REMOTE_ADDR", "") or ""
+    ip = request.META.get("REMOTE_ADDR", "") or ""
+    persona = _demo_persona(request)
+    if persona and ip in LOOPBACK:
+        # An address of its own /24 in 100.64.0.0/10, the carriers' shared space (RFC 6598, like a phone's mobile
+        # network): never a real public address, and no two demo merchants share a network.
+        h = zlib.crc32(persona.encode())
+        return f"100.{64 + h % 64}.{(h >> 8) % 256}.{(h >> 16) % 250 + 2}"
+    return ip
+
+
+LOOPBACK = {"127.0.0.1", "::1"}
+
+
+def _demo_persona(request: HttpRequest) -> str:
+    """In demo mode only (``make run``; production refuses to start with it), one browser on this machine plays
+    every demo merchant in turn. Risk would rightly see one device and one network shared by several merchants
+    (a device farm): so a merchant's requests there are given a device and a network of its own, as if each
+    merchant used its own phone at home. Empty outside demo mode, and for anyone not logged in as a merchant."""
+    if not settings.DEMO_MODE:
+        return ""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or getattr(user, "merchant_id", None) is None:
+        return ""
+    return str(user.get_username())
 
 
 def device_id(request: HttpRequest) -> str:
     """The browser's fingerprint from the page script (form field, else the ``dfp`` cookie); without script,
     a hash of the headers a browser always sends, marked so risk knows it is the weaker kind."""
+    device = ""
     for candidate in (request.POST.get("device", ""), request.COOKIES.get("dfp", "")):
         if _DEVICE_RE.match(candidate):
-            return candidate
-    raw = f"{request.META.get('HTTP_USER_AGENT', '')}|{request.META.get('HTTP_ACCEPT_LANGUAGE', '')}"
-    return "ua-" + hashlib.sha256(raw.encode()).hexdigest()[:32]
+            device = candidate
+            break
+    if not device:
+        raw = f"{request.META.get('HTTP_USER_AGENT', '')}|{request.META.get('HTTP_ACCEPT_LANGUAGE', '')}"
+        device = "ua-" + hashlib.sha256(raw.encode()).hexdigest()[:32]
+    persona = _demo_persona(request)
+    return f"{device}-demo-{persona}" if persona else device
 
 
 def merchant_required(view: ViewT) -> ViewT:

@@ -17,6 +17,7 @@ from operations.demo import (
     demo_api_key,
     demo_totp_seed_base32,
     seed_gateway_channels,
+    seed_review_cases,
     seed_staff_totp,
 )
 from wallets.services import merchant_sale_settle, reserve_adjust, sale_credit
@@ -98,12 +99,15 @@ class Command(BaseCommand):
                 else:
                     lines.append(f"  {username:<10} {existing.name}: demo API key revoked; create one in the admin")
         channel_lines = seed_gateway_channels()
+        prepared = seed_review_cases()
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
         self.stdout.write(f"Channels (sandbox gateway {settings.SANDBOX_GATEWAY_URL}; in-process sandbox as fallback):")
         for line in channel_lines:
             self.stdout.write(line)
         self.stdout.write(f"Merchants (password {PASSWORD}):")
         for line in lines:
+            self.stdout.write(line)
+        for line in prepared:
             self.stdout.write(line)
         self.stdout.write(f"Staff (password {PASSWORD}): " + ", ".join(f"{u} ({label})" for u, label, _ in STAFF))
         self.stdout.write(
