@@ -28,7 +28,7 @@ from withdrawals.models import Withdrawal
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 MIN_REQUESTS = 1_000
-EXAMPLES_PER_OPERATION = {GenerationMode.POSITIVE: 45, GenerationMode.NEGATIVE: 25}
+EXAMPLES_PER_OPERATION = {GenerationMode.POSITIVE: 35, GenerationMode.NEGATIVE: 20}
 STATEFUL_RUNS = 10
 STATEFUL_ROUNDS = 6
 STATEFUL_STEPS = 8
