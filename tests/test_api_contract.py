@@ -167,6 +167,9 @@ def test_withdrawal_schema_is_typed_and_times_are_utc(schema, merchant_alice):
     times = [created["created_at"], created["updated_at"], *[e["at"] for e in created["events"]]]
     detail = client.get(f"/api/v1/withdrawals/{created['id']}").json()
     times += [detail["created_at"], detail["paid_at"], *[e["at"] for e in detail["events"]]]
+    attempts = detail["payout_attempts"]
+    assert attempts and attempts[0]["answers"]
+    times += [a["started_at"] for a in attempts] + [x["at"] for a in attempts for x in a["answers"]]
     times += [w["created_at"] for w in client.get("/api/v1/withdrawals").json()["results"]]
     times += [a["created_at"] for a in client.get("/api/v1/payout-accounts").json()["results"]]
     assert len(times) >= 8
