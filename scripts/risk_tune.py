@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--seeds", type=int, nargs="+", default=[21, 22, 23])
     t.add_argument("--merchants", type=int)
     t.add_argument("--version", default="lr-1")
-    t.add_argument("--out", default=str(REPO / "risk" / "engine" / "default_model.json"))
+    t.add_argument("--out", required=True, help="where to write the LR artifact (the shipped model is gbt-2)")
     t.set_defaults(func=cmd_train)
     g = sub.add_parser("train-trees", help="train the gradient-boosted score on harness tuning rows")
     g.add_argument("rows", nargs="+", help="risk_harness.py --features-out files (tune sets only)")

@@ -4,14 +4,10 @@ Training uses scikit-learn; scoring does not. The artifact holds, per feature, t
 the standardisation (mean, scale) and the coefficient, so a decision costs one dot product and the
 explanation can show each feature's contribution to the log-odds. No pickle.
 
-The shipped ``default_model.json`` is reproducible::
-
-    .venv/bin/python scripts/risk_tune.py train --seeds 21 22 23 --out risk/engine/default_model.json
-
-which generates data with ``../shared/risk/generate.py`` (seeds 21-23; never the sample's seeds 1 or 2),
-replays it through the engine *without* a model to collect feature rows, trains on two seeds and reports
-precision/recall on the held-out one, then refits on all of them. The score is one input of the rules
-(``model_score`` rules add points); it never decides alone.
+``scripts/risk_tune.py train --seeds 21 22 23 --out lr.json`` trains one from generated seeds (never the
+sample's seeds 1 or 2). Since risk-rules-4 the shipped ``default_model.json`` is the gradient-boosted
+``gbt-2`` (``risk/engine/trees.py``); ``model_from_dict`` / ``load_model`` read either kind. The score is an
+input of the rules (``model_*`` rules add points or ask a reviewer); it never blocks.
 """
 
 from __future__ import annotations
