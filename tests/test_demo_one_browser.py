@@ -42,7 +42,7 @@ def withdraw(username: str) -> Withdrawal:
     return Withdrawal.objects.filter(merchant__users__username=username, amount=10_000).get()
 
 
-def test_three_demo_merchants_withdraw_from_one_browser_and_are_paid(settings) -> None:
+def test_three_demo_merchants_withdraw_from_one_browser_and_are_paid(settings, sandbox_channel) -> None:
     settings.DEMO_MODE = True
     call_command("seed_demo", verbosity=0)
     [case] = Withdrawal.objects.filter(status=Status.PENDING_REVIEW)
