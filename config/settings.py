@@ -292,6 +292,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "WithdrawalStatusEnum": "withdrawals.models.Status",
         "PayoutAccountStatusEnum": "accounts.models.PayoutAccount.Status",
+        "SpeedEnum": "withdrawals.models.Speed",
     },
     "PREPROCESSING_HOOKS": ["withdrawals.api.schema.strip_trailing_slash"],
     "POSTPROCESSING_HOOKS": [

@@ -14,7 +14,7 @@ from channels.models import Channel
 from config.catalogue import action_dict, failure_describe
 from withdrawals.attempts import attempts_of
 from withdrawals.forms import BANK_NAMES
-from withdrawals.models import PayoutAnswer, Withdrawal
+from withdrawals.models import PayoutAnswer, Speed, Withdrawal
 from withdrawals.services import MAX_AMOUNT_FEN
 
 from .schema import ActionSerializer
@@ -91,7 +91,7 @@ class WithdrawalCreateSerializer(StrictSerializer):
         minimum=1, maximum=MAX_ID, help_text="the id of one of your payout accounts (GET /payout-accounts)"
     )
     speed = serializers.ChoiceField(
-        choices=["instant", "standard", "t1"],
+        choices=Speed.choices,
         default="standard",
         help_text="instant: within minutes (higher fee); standard: within 2 hours; t1: next working day",
     )
@@ -119,7 +119,7 @@ class QuoteRequestSerializer(StrictSerializer):
     """What a withdrawal would cost, before making it."""
 
     amount = BoundedIntegerField(minimum=1, maximum=MAX_AMOUNT_FEN, help_text="fen to withdraw, the fee included")
-    speed = serializers.ChoiceField(choices=["instant", "standard", "t1"], default="standard")
+    speed = serializers.ChoiceField(choices=Speed.choices, default="standard")
     payout_account = BoundedIntegerField(
         minimum=1,
         maximum=MAX_ID,
@@ -135,7 +135,7 @@ class QuoteSerializer(serializers.Serializer):
     amount = serializers.IntegerField(help_text="fen, the fee included")
     fee = serializers.IntegerField(help_text="fen the platform keeps")
     net_amount = serializers.IntegerField(help_text="fen the payee receives")
-    speed = serializers.ChoiceField(choices=["instant", "standard", "t1"])
+    speed = serializers.ChoiceField(choices=Speed.choices)
     currency = serializers.CharField()
     arrival = serializers.CharField(help_text="when the money arrives, in words (the request's language)")
     channel_available = serializers.BooleanField(
